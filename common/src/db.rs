@@ -1,0 +1,126 @@
+//! Postgres: the connection pool every component uses, and the schema migrations.
+//!
+//! Migrations are the SQL files in `migrations/`, compiled into the binary and applied in
+//! order under an advisory lock, so two `migrate` commands at once (two Helm hook retries,
+//! two developers) apply each file once.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::config::DatabaseConfig;
+
+/// Errors talking to Postgres.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The pool could not hand out a connection (database down, pool exhausted).
+    #[error("cannot reach Postgres (check database.url / RUNFLEET_DATABASE__URL): {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A query failed.
+    #[error("Postgres query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    /// A migration file's contents changed after it was applied.
+    #[error(
+        "migration {version} ({name}) was changed after it was applied; add a new migration instead"
+    )]
+    MigrationChanged {
+        /// Version number of the changed migration.
+        version: i32,
+        /// Its file name.
+        name: &'static str,
+    },
+}
+
+/// A pool of Postgres connections.
+pub type DbPool = Pool;
+
+/// Builds the pool; connections are opened lazily, so this succeeds with Postgres down.
+pub fn pool(config: &DatabaseConfig) -> DbPool {
+    let pg: tokio_postgres::Config = config.url.parse().expect("database.url was validated");
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let timeout = Duration::from_secs(config.connect_timeout_seconds);
+    Pool::builder(manager)
+        .max_size(config.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
+        .build()
+        .expect("pool with a runtime set builds")
+}
+
+/// True when a `SELECT 1` answers.
+pub async fn ping(pool: &DbPool) -> bool {
+    match pool.get().await {
+        Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// One versioned SQL file from `migrations/`.
+struct Migration {
+    version: i32,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// Every migration, oldest first. Add new files here; never edit an applied one.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_runs_and_scripts.sql",
+    sql: include_str!("../../migrations/0001_runs_and_scripts.sql"),
+}];
+
+/// Applies the migrations not yet applied; returns how many it applied.
+pub async fn migrate(pool: &DbPool) -> Result<usize, DbError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    // One lock for the whole run: concurrent migrators wait, then find nothing to do.
+    tx.execute("SELECT pg_advisory_xact_lock(7262771)", &[])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS runfleet_migrations (
+             version    integer PRIMARY KEY,
+             name       text NOT NULL,
+             checksum   text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let mut applied = 0;
+    for m in MIGRATIONS {
+        let checksum = crate::hash::sha256_hex(m.sql.as_bytes());
+        let row = tx
+            .query_opt(
+                "SELECT checksum FROM runfleet_migrations WHERE version = $1",
+                &[&m.version],
+            )
+            .await?;
+        match row {
+            Some(row) if row.get::<_, String>(0) == checksum => continue,
+            Some(_) => {
+                return Err(DbError::MigrationChanged {
+                    version: m.version,
+                    name: m.name,
+                });
+            }
+            None => {
+                tx.batch_execute(m.sql).await?;
+                tx.execute(
+                    "INSERT INTO runfleet_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    &[&m.version, &m.name, &checksum],
+                )
+                .await?;
+                applied += 1;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(applied)
+}

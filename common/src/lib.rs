@@ -1,0 +1,33 @@
+//! runfleet's shared library: what the producer, consumer and scheduler agree on.
+//!
+//! - [`config`] — typed, layered configuration (defaults < file < `RUNFLEET_*` env).
+//! - [`db`] — the Postgres pool and the migrations.
+//! - [`amqp`] — RabbitMQ topology and the confirming [`amqp::Publisher`].
+//! - [`message`] — the run message on the wire.
+//! - [`scripts`] — immutable script versions.
+//! - [`runs`] — the one code path that creates a run, and run reads; the outbox sweeper.
+//! - [`run_state`] — the run state machine, every transition a guarded SQL UPDATE.
+//! - [`metrics`], [`telemetry`], [`ops_http`], [`shutdown`] — running in production.
+
+pub mod amqp;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod hash;
+pub mod message;
+pub mod metrics;
+pub mod names;
+pub mod ops_http;
+pub mod run_state;
+pub mod runs;
+pub mod scripts;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::Error;
+
+/// The build's git commit, from `RUNFLEET_BUILD_COMMIT` at compile time ("unknown" if unset).
+pub const BUILD_COMMIT: &str = match option_env!("RUNFLEET_BUILD_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};

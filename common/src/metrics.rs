@@ -1,0 +1,89 @@
+//! Prometheus metrics shared by the components, and the `/metrics` text encoder.
+//!
+//! Names start with `runfleet_`, use base units and end counters in `_total`; labels are
+//! bounded (queue, status, trigger), never run ids or parameters.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The registry every runfleet metric is in (process metrics included on Linux).
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let registry = Registry::new();
+    #[cfg(target_os = "linux")]
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process collector registers once");
+    registry
+});
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    REGISTRY
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+/// Runs accepted, by queue and trigger.
+pub static RUNS_SUBMITTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "runfleet_runs_submitted_total",
+        "Runs accepted by the API or the scheduler.",
+        &["queue", "trigger"],
+    )
+});
+
+/// Runs that reached a final status on a consumer, by queue and status.
+pub static RUNS_FINISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "runfleet_runs_finished_total",
+        "Runs that reached a final status.",
+        &["queue", "status"],
+    )
+});
+
+/// Script execution time, by queue and final status.
+pub static RUN_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    let h = HistogramVec::new(
+        HistogramOpts::new(
+            "runfleet_run_duration_seconds",
+            "Script execution time, from process start to exit.",
+        )
+        .buckets(vec![
+            0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+        ]),
+        &["queue", "status"],
+    )
+    .expect("valid metric");
+    REGISTRY
+        .register(Box::new(h.clone()))
+        .expect("unique metric");
+    h
+});
+
+/// Consumer slots by state (`busy`, `idle`).
+pub static CONSUMER_SLOTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    let g = IntGaugeVec::new(
+        Opts::new("runfleet_consumer_slots", "Consumer run slots by state."),
+        &["state"],
+    )
+    .expect("valid metric");
+    REGISTRY
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+});
+
+/// Renders every registered metric in the Prometheus text format.
+pub fn render() -> String {
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&REGISTRY.gather(), &mut buf)
+        .expect("text encoding does not fail");
+    String::from_utf8(buf).expect("text format is UTF-8")
+}

@@ -1,0 +1,274 @@
+//! The run state machine: every status change of a run is here, as a guarded SQL UPDATE.
+//!
+//! ```text
+//! queued → running → succeeded | failed | timed_out
+//! ```
+//! (`cancelled`, `retrying` and `dead` exist in the schema for the reliability work.)
+//! Each UPDATE names the status (and attempt) it moves from, so a stale or duplicate
+//! message can never move a run that has already moved on.
+
+use deadpool_postgres::GenericClient;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::DbError;
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Accepted, waiting for a consumer.
+    Queued,
+    /// A consumer is running it.
+    Running,
+    /// Exited 0.
+    Succeeded,
+    /// Exited non-zero, or could not be started.
+    Failed,
+    /// Killed after its timeout.
+    TimedOut,
+    /// Cancelled by a user.
+    Cancelled,
+    /// Waiting for its next attempt.
+    Retrying,
+    /// Given up on (poison message, delivery limit).
+    Dead,
+}
+
+impl RunStatus {
+    /// All statuses, for validation and docs.
+    pub const ALL: [RunStatus; 8] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::TimedOut,
+        RunStatus::Cancelled,
+        RunStatus::Retrying,
+        RunStatus::Dead,
+    ];
+
+    /// The name stored in Postgres and shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::TimedOut => "timed_out",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Retrying => "retrying",
+            RunStatus::Dead => "dead",
+        }
+    }
+
+    /// Parses a stored or user-given name.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// True when the run will not change again by itself.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded
+                | RunStatus::Failed
+                | RunStatus::TimedOut
+                | RunStatus::Cancelled
+                | RunStatus::Dead
+        )
+    }
+}
+
+/// What a consumer needs to execute a claimed run.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    /// Run id.
+    pub run_id: Uuid,
+    /// Attempt being executed.
+    pub attempt: i32,
+    /// Script name.
+    pub script_name: String,
+    /// `python` or `shell`.
+    pub language: String,
+    /// Script source.
+    pub content: String,
+    /// SHA-256 of the content (file cache key on the consumer).
+    pub sha256: String,
+    /// The parameter object.
+    pub parameters: Value,
+    /// Seconds before the run is killed.
+    pub timeout_seconds: i32,
+    /// When it was submitted.
+    pub submitted_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The answer to "may I run this message?".
+#[derive(Debug)]
+pub enum Claim {
+    /// `queued → running` happened: run it.
+    Claimed(Box<ClaimedRun>),
+    /// The run exists but is not waiting for this attempt (a duplicate or stale message).
+    NotQueued {
+        /// Its current status.
+        status: String,
+        /// Its current attempt.
+        attempt: i32,
+    },
+    /// No run has this id (malformed or foreign message).
+    Unknown,
+}
+
+/// `queued → running` for (`run_id`, `attempt`), recording the worker and start time.
+pub async fn claim(
+    client: &impl GenericClient,
+    run_id: Uuid,
+    attempt: i32,
+    worker: &str,
+) -> Result<Claim, DbError> {
+    let row = client
+        .query_opt(
+            "UPDATE runs r SET status = 'running', started_at = now(), worker = $3
+               FROM scripts s
+              WHERE r.id = $1 AND r.attempt = $2 AND r.status = 'queued'
+                AND s.name = r.script_name AND s.version = r.script_version
+          RETURNING r.script_name, s.language, s.content, s.sha256, r.parameters,
+                    r.timeout_seconds, r.submitted_at",
+            &[&run_id, &attempt, &worker],
+        )
+        .await?;
+    if let Some(row) = row {
+        return Ok(Claim::Claimed(Box::new(ClaimedRun {
+            run_id,
+            attempt,
+            script_name: row.get(0),
+            language: row.get(1),
+            content: row.get(2),
+            sha256: row.get(3),
+            parameters: row.get(4),
+            timeout_seconds: row.get(5),
+            submitted_at: row.get(6),
+        })));
+    }
+    let current = client
+        .query_opt("SELECT status, attempt FROM runs WHERE id = $1", &[&run_id])
+        .await?;
+    Ok(match current {
+        Some(row) => Claim::NotQueued {
+            status: row.get(0),
+            attempt: row.get(1),
+        },
+        None => Claim::Unknown,
+    })
+}
+
+/// A captured output stream.
+#[derive(Debug, Clone, Default)]
+pub struct CapturedOutput {
+    /// The kept text (the tail, when truncated).
+    pub text: String,
+    /// True when the beginning was dropped to respect the cap.
+    pub truncated: bool,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// `succeeded`, `failed` or `timed_out`.
+    pub status: RunStatus,
+    /// Process exit code, when it exited (not when killed by a signal or never started).
+    pub exit_code: Option<i32>,
+    /// Machine-readable error code on failure, e.g. `exit_nonzero`.
+    pub error_code: Option<String>,
+    /// Human-readable error on failure.
+    pub error: Option<String>,
+    /// The JSON the script wrote to its result file.
+    pub result: Option<Value>,
+    /// Captured stdout.
+    pub stdout: CapturedOutput,
+    /// Captured stderr.
+    pub stderr: CapturedOutput,
+}
+
+/// `running → <final>` for (`run_id`, `attempt`) and the attempt's logs, in one
+/// transaction. Returns false when the run was no longer running that attempt (then
+/// nothing is written).
+pub async fn finish(
+    client: &mut deadpool_postgres::Client,
+    run_id: Uuid,
+    attempt: i32,
+    outcome: &Outcome,
+) -> Result<bool, DbError> {
+    debug_assert!(outcome.status.is_final());
+    let tx = client.transaction().await?;
+    let moved = tx
+        .execute(
+            "UPDATE runs SET status = $3, finished_at = now(), exit_code = $4,
+                    error_code = $5, error = $6, result = $7
+              WHERE id = $1 AND attempt = $2 AND status = 'running'",
+            &[
+                &run_id,
+                &attempt,
+                &outcome.status.as_str(),
+                &outcome.exit_code,
+                &outcome.error_code,
+                &outcome.error,
+                &outcome.result,
+            ],
+        )
+        .await?;
+    if moved == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO run_logs (run_id, attempt, stdout, stderr, stdout_truncated, stderr_truncated)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (run_id, attempt) DO UPDATE SET stdout = EXCLUDED.stdout,
+             stderr = EXCLUDED.stderr, stdout_truncated = EXCLUDED.stdout_truncated,
+             stderr_truncated = EXCLUDED.stderr_truncated",
+        &[
+            &run_id,
+            &attempt,
+            &outcome.stdout.text,
+            &outcome.stderr.text,
+            &outcome.stdout.truncated,
+            &outcome.stderr.truncated,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Marks runs as published (their message is confirmed by the broker): out of the outbox.
+pub async fn mark_published(client: &impl GenericClient, run_ids: &[Uuid]) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE runs SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+            &[&run_ids],
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_finality() {
+        for s in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                Value::String(s.as_str().into())
+            );
+        }
+        assert_eq!(RunStatus::parse("nope"), None);
+        assert!(!RunStatus::Queued.is_final());
+        assert!(!RunStatus::Running.is_final());
+        assert!(!RunStatus::Retrying.is_final());
+        assert!(RunStatus::TimedOut.is_final());
+    }
+}

@@ -1,0 +1,573 @@
+//! Runs: the one code path that creates a run (API or scheduler), and the reads of runs.
+//!
+//! Submitting writes the run to Postgres first and only then publishes its message, so an
+//! accepted run is never lost: if the broker is down, the run waits in the outbox
+//! (`published_at IS NULL`) and [`sweep_outbox`] publishes it when the broker is back.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::amqp::Publisher;
+use crate::db::DbPool;
+use crate::error::Error;
+use crate::message::RunMessage;
+use crate::names::is_valid_parameter_key;
+use crate::run_state::{RunStatus, mark_published};
+use crate::scripts;
+
+/// Who or what started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// An HTTP client.
+    Api,
+    /// A cron schedule.
+    Schedule,
+    /// A retry of a failed run.
+    Retry,
+    /// The `runfleet` CLI.
+    Cli,
+}
+
+impl Trigger {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Api => "api",
+            Trigger::Schedule => "schedule",
+            Trigger::Retry => "retry",
+            Trigger::Cli => "cli",
+        }
+    }
+
+    fn parse(s: &str) -> Trigger {
+        match s {
+            "schedule" => Trigger::Schedule,
+            "retry" => Trigger::Retry,
+            "cli" => Trigger::Cli,
+            _ => Trigger::Api,
+        }
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RunError {
+    /// Machine-readable code, e.g. `exit_nonzero`, `timed_out`, `spawn_failed`.
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// A run as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Run {
+    /// Run id (UUIDv7, time-ordered).
+    pub id: Uuid,
+    /// Script name.
+    pub script: String,
+    /// Script version the run uses.
+    pub script_version: i32,
+    /// Parameters (a JSON object).
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    /// Worker queue.
+    pub queue: String,
+    /// Current status.
+    pub status: RunStatus,
+    /// Attempt number, from 1.
+    pub attempt: i32,
+    /// What started it.
+    pub trigger: Trigger,
+    /// The client's idempotency key, if given.
+    pub idempotency_key: Option<String>,
+    /// Seconds before the script is killed.
+    pub timeout_seconds: i32,
+    /// When it was accepted.
+    pub submitted_at: DateTime<Utc>,
+    /// When a consumer started it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a final status.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Consumer (pod) that ran it.
+    pub worker: Option<String>,
+    /// Script exit code.
+    pub exit_code: Option<i32>,
+    /// Set when the run did not succeed.
+    pub error: Option<RunError>,
+    /// JSON the script wrote to `RUNFLEET_RESULT_PATH`.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+}
+
+const COLUMNS: &str = "id, script_name, script_version, parameters, queue, status, attempt, \
+    triggered_by, idempotency_key, timeout_seconds, submitted_at, started_at, finished_at, \
+    worker, exit_code, error_code, error, result";
+
+fn from_row(row: &Row) -> Run {
+    let status: String = row.get(5);
+    let error_code: Option<String> = row.get(15);
+    let error: Option<String> = row.get(16);
+    Run {
+        id: row.get(0),
+        script: row.get(1),
+        script_version: row.get(2),
+        parameters: row.get(3),
+        queue: row.get(4),
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+        attempt: row.get(6),
+        trigger: Trigger::parse(row.get(7)),
+        idempotency_key: row.get(8),
+        timeout_seconds: row.get(9),
+        submitted_at: row.get(10),
+        started_at: row.get(11),
+        finished_at: row.get(12),
+        worker: row.get(13),
+        exit_code: row.get(14),
+        error: match (error_code, error) {
+            (None, None) => None,
+            (code, message) => Some(RunError {
+                code: code.unwrap_or_else(|| "error".into()),
+                message: message.unwrap_or_default(),
+            }),
+        },
+        result: row.get(17),
+    }
+}
+
+/// Limits and defaults applied to every submission.
+#[derive(Debug, Clone)]
+pub struct SubmitPolicy {
+    /// Queues runs may be sent to (the ones declared on the broker).
+    pub queues: Vec<String>,
+    /// Queue used when none is given.
+    pub default_queue: String,
+    /// Timeout used when none is given (seconds).
+    pub default_timeout_seconds: i32,
+    /// Largest timeout accepted (seconds).
+    pub max_timeout_seconds: i32,
+    /// Largest serialized parameter object (bytes).
+    pub max_parameters_bytes: usize,
+}
+
+/// A request for a run.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Script name.
+    pub script: String,
+    /// Pinned version; latest when absent.
+    pub version: Option<i32>,
+    /// Parameter object.
+    pub parameters: Map<String, Value>,
+    /// Worker queue; the policy's default when absent.
+    pub queue: Option<String>,
+    /// Timeout; the policy's default when absent.
+    pub timeout_seconds: Option<i64>,
+    /// Client key: the same key returns the same run.
+    pub idempotency_key: Option<String>,
+    /// Who asks.
+    pub trigger: Trigger,
+    /// Name of the request field holding the script name (`script`, `script_name`).
+    pub script_field: &'static str,
+}
+
+/// The run and whether this call created it (false: an idempotent replay).
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The run.
+    pub run: Run,
+    /// True when new.
+    pub created: bool,
+}
+
+fn check_parameters(params: &Map<String, Value>, max_bytes: usize) -> Result<(), Error> {
+    for key in params.keys() {
+        if !is_valid_parameter_key(key) {
+            return Err(Error::invalid(
+                "invalid_parameter_key",
+                format!("parameters.{key}"),
+                format!(
+                    "parameter name '{key}' becomes the flag --{key}: start with a letter or _, then letters, digits, _ - (at most 64)"
+                ),
+            ));
+        }
+    }
+    let size = serde_json::to_vec(params).map(|v| v.len()).unwrap_or(0);
+    if size > max_bytes {
+        return Err(Error::invalid(
+            "parameters_too_large",
+            "parameters",
+            format!("parameters are {size} bytes as JSON; the limit is {max_bytes}"),
+        ));
+    }
+    if contains_nul(&Value::Object(params.clone())) {
+        return Err(Error::invalid(
+            "invalid_parameters",
+            "parameters",
+            "parameters contain a NUL character, which cannot be passed in argv or env",
+        ));
+    }
+    Ok(())
+}
+
+/// True when any string (or key) in `v` holds a NUL, which argv, env and Postgres refuse.
+pub fn contains_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(contains_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}
+
+fn check_queue(policy: &SubmitPolicy, queue: Option<&str>) -> Result<String, Error> {
+    let queue = queue.unwrap_or(&policy.default_queue);
+    if policy.queues.iter().any(|q| q == queue) {
+        Ok(queue.to_string())
+    } else {
+        Err(Error::invalid(
+            "unknown_queue",
+            "queue",
+            format!(
+                "no worker queue '{queue}'; configured queues: {}",
+                policy.queues.join(", ")
+            ),
+        ))
+    }
+}
+
+fn check_timeout(policy: &SubmitPolicy, t: Option<i64>) -> Result<i32, Error> {
+    match t {
+        None => Ok(policy.default_timeout_seconds),
+        Some(t) if t >= 1 && t <= i64::from(policy.max_timeout_seconds) => Ok(t as i32),
+        Some(t) => Err(Error::invalid(
+            "invalid_timeout",
+            "timeout_seconds",
+            format!(
+                "timeout_seconds is {t}; give 1 to {}",
+                policy.max_timeout_seconds
+            ),
+        )),
+    }
+}
+
+fn check_idempotency_key(key: Option<&str>) -> Result<(), Error> {
+    match key {
+        Some(k) if k.is_empty() || k.len() > 200 || k.chars().any(char::is_control) => {
+            Err(Error::invalid(
+                "invalid_idempotency_key",
+                "idempotency_key",
+                "idempotency_key is 1-200 printable characters",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Validates, records and publishes a run: the one way a run is created.
+///
+/// The run is committed before it is published; a failed publish is logged and left to the
+/// outbox sweeper, and the caller still gets the accepted run.
+pub async fn submit(
+    pool: &DbPool,
+    publisher: &Publisher,
+    policy: &SubmitPolicy,
+    new: NewRun,
+) -> Result<Submitted, Error> {
+    check_parameters(&new.parameters, policy.max_parameters_bytes)?;
+    let queue = check_queue(policy, new.queue.as_deref())?;
+    let timeout = check_timeout(policy, new.timeout_seconds)?;
+    check_idempotency_key(new.idempotency_key.as_deref())?;
+
+    let client = pool.get().await?;
+    let version = scripts::resolve(&client, &new.script, new.version, new.script_field).await?;
+    let parameters = Value::Object(new.parameters);
+    let id = Uuid::now_v7();
+    let inserted = client
+        .query_opt(
+            &format!(
+                "INSERT INTO runs (id, script_name, script_version, parameters, queue, status,
+                                   attempt, triggered_by, idempotency_key, timeout_seconds)
+                 VALUES ($1, $2, $3, $4, $5, 'queued', 1, $6, $7, $8)
+                 ON CONFLICT (idempotency_key) DO NOTHING
+                 RETURNING {COLUMNS}"
+            ),
+            &[
+                &id,
+                &new.script,
+                &version,
+                &parameters,
+                &queue,
+                &new.trigger.as_str(),
+                &new.idempotency_key,
+                &timeout,
+            ],
+        )
+        .await?;
+    let Some(row) = inserted else {
+        let row = client
+            .query_one(
+                &format!("SELECT {COLUMNS} FROM runs WHERE idempotency_key = $1"),
+                &[&new.idempotency_key],
+            )
+            .await?;
+        let existing = from_row(&row);
+        if existing.script != new.script
+            || (new.version.is_some() && new.version != Some(existing.script_version))
+            || existing.parameters != parameters
+            || existing.queue != queue
+        {
+            return Err(Error::Conflict {
+                code: "idempotency_key_reused",
+                field: "idempotency_key".into(),
+                message: format!(
+                    "idempotency_key was already used for run {} with a different script, parameters or queue",
+                    existing.id
+                ),
+            });
+        }
+        return Ok(Submitted {
+            run: existing,
+            created: false,
+        });
+    };
+    let run = from_row(&row);
+    let message = RunMessage {
+        run_id: run.id,
+        attempt: run.attempt,
+    };
+    match publisher.publish(&run.queue, &message).await {
+        Ok(()) => {
+            if let Err(e) = mark_published(&client, &[run.id]).await {
+                // Harmless: the sweeper publishes it again and the consumer skips the copy.
+                tracing::warn!(run_id = %run.id, error = %e, "published but could not mark as published");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(run_id = %run.id, error = %e, "run accepted but not yet published; the outbox sweeper will publish it");
+        }
+    }
+    Ok(Submitted { run, created: true })
+}
+
+/// Publishes runs still in the outbox that were submitted more than `min_age` ago.
+/// Several sweepers may run at once: rows are locked with `SKIP LOCKED`.
+/// Returns how many were published.
+pub async fn sweep_outbox(
+    pool: &DbPool,
+    publisher: &Publisher,
+    min_age: Duration,
+    batch: i64,
+) -> Result<usize, Error> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let age = min_age.as_secs_f64();
+    let rows = tx
+        .query(
+            "SELECT id, queue, attempt FROM runs
+              WHERE published_at IS NULL AND status = 'queued'
+                AND submitted_at < now() - make_interval(secs => $1)
+              ORDER BY submitted_at
+              LIMIT $2
+              FOR UPDATE SKIP LOCKED",
+            &[&age, &batch],
+        )
+        .await?;
+    let mut published = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let run_id: Uuid = row.get(0);
+        let queue: String = row.get(1);
+        let attempt: i32 = row.get(2);
+        match publisher
+            .publish(&queue, &RunMessage { run_id, attempt })
+            .await
+        {
+            Ok(()) => published.push(run_id),
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox sweep: broker unavailable, will retry");
+                break;
+            }
+        }
+    }
+    if !published.is_empty() {
+        mark_published(&tx, &published).await?;
+    }
+    tx.commit().await?;
+    Ok(published.len())
+}
+
+/// One run.
+pub async fn get(pool: &DbPool, id: Uuid) -> Result<Run, Error> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(&format!("SELECT {COLUMNS} FROM runs WHERE id = $1"), &[&id])
+        .await?;
+    row.map(|r| from_row(&r)).ok_or_else(|| Error::NotFound {
+        code: "run_not_found",
+        message: format!("no run with id {id}"),
+    })
+}
+
+/// Filters for listing runs, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only runs in this status.
+    pub status: Option<RunStatus>,
+    /// Only runs of this script.
+    pub script: Option<String>,
+    /// At most this many.
+    pub limit: i64,
+    /// Only runs older than this run id (the previous page's `next_cursor`).
+    pub cursor: Option<Uuid>,
+}
+
+/// A page of runs and the cursor of the next page (None: no more).
+pub async fn list(pool: &DbPool, filter: &RunFilter) -> Result<(Vec<Run>, Option<Uuid>), Error> {
+    let client = pool.get().await?;
+    let status = filter.status.map(RunStatus::as_str);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM runs
+                  WHERE ($1::text IS NULL OR status = $1)
+                    AND ($2::text IS NULL OR script_name = $2)
+                    AND ($3::uuid IS NULL OR id < $3)
+                  ORDER BY id DESC LIMIT $4"
+            ),
+            &[&status, &filter.script, &filter.cursor, &(filter.limit + 1)],
+        )
+        .await?;
+    let mut runs: Vec<Run> = rows.iter().map(from_row).collect();
+    let next = if runs.len() as i64 > filter.limit {
+        runs.truncate(filter.limit as usize);
+        runs.last().map(|r| r.id)
+    } else {
+        None
+    };
+    Ok((runs, next))
+}
+
+/// Captured output of a run's latest attempt.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RunLogs {
+    /// Run id.
+    pub run_id: Uuid,
+    /// Attempt the output belongs to.
+    pub attempt: i32,
+    /// Run status (output is empty until the attempt finishes).
+    pub status: RunStatus,
+    /// Standard output (its tail when truncated).
+    pub stdout: String,
+    /// Standard error (its tail when truncated).
+    pub stderr: String,
+    /// True when the start of stdout was dropped to respect the cap.
+    pub stdout_truncated: bool,
+    /// True when the start of stderr was dropped to respect the cap.
+    pub stderr_truncated: bool,
+}
+
+/// The latest attempt's output (empty while it runs).
+pub async fn logs(pool: &DbPool, id: Uuid) -> Result<RunLogs, Error> {
+    let run = get(pool, id).await?;
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT stdout, stderr, stdout_truncated, stderr_truncated
+               FROM run_logs WHERE run_id = $1 AND attempt = $2",
+            &[&id, &run.attempt],
+        )
+        .await?;
+    let mut logs = RunLogs {
+        run_id: id,
+        attempt: run.attempt,
+        status: run.status,
+        stdout: String::new(),
+        stderr: String::new(),
+        stdout_truncated: false,
+        stderr_truncated: false,
+    };
+    if let Some(row) = row {
+        logs.stdout = row.get(0);
+        logs.stderr = row.get(1);
+        logs.stdout_truncated = row.get(2);
+        logs.stderr_truncated = row.get(3);
+    }
+    Ok(logs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> SubmitPolicy {
+        SubmitPolicy {
+            queues: vec!["default".into(), "etl".into()],
+            default_queue: "default".into(),
+            default_timeout_seconds: 60,
+            max_timeout_seconds: 3600,
+            max_parameters_bytes: 100,
+        }
+    }
+
+    fn field(e: Error) -> String {
+        match e {
+            Error::Invalid { field, .. } => field,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parameters_keys_size_and_nul() {
+        let mut p = Map::new();
+        p.insert("url".into(), Value::String("x".into()));
+        assert!(check_parameters(&p, 100).is_ok());
+        p.insert("--evil".into(), Value::Bool(true));
+        assert_eq!(
+            field(check_parameters(&p, 100).unwrap_err()),
+            "parameters.--evil"
+        );
+        let mut big = Map::new();
+        big.insert("a".into(), Value::String("x".repeat(200)));
+        assert_eq!(
+            field(check_parameters(&big, 100).unwrap_err()),
+            "parameters"
+        );
+        let mut nul = Map::new();
+        nul.insert("a".into(), serde_json::json!(["ok", "b\0d"]));
+        assert_eq!(
+            field(check_parameters(&nul, 100).unwrap_err()),
+            "parameters"
+        );
+    }
+
+    #[test]
+    fn queue_and_timeout_policy() {
+        let p = policy();
+        assert_eq!(check_queue(&p, None).unwrap(), "default");
+        assert_eq!(check_queue(&p, Some("etl")).unwrap(), "etl");
+        assert_eq!(field(check_queue(&p, Some("gpu")).unwrap_err()), "queue");
+        assert_eq!(check_timeout(&p, None).unwrap(), 60);
+        assert_eq!(check_timeout(&p, Some(3600)).unwrap(), 3600);
+        assert_eq!(
+            field(check_timeout(&p, Some(0)).unwrap_err()),
+            "timeout_seconds"
+        );
+        assert_eq!(
+            field(check_timeout(&p, Some(3601)).unwrap_err()),
+            "timeout_seconds"
+        );
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(check_idempotency_key(None).is_ok());
+        assert!(check_idempotency_key(Some("order-42")).is_ok());
+        assert!(check_idempotency_key(Some("")).is_err());
+        assert!(check_idempotency_key(Some("a\nb")).is_err());
+    }
+}

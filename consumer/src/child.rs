@@ -1,0 +1,203 @@
+//! The child process lifecycle: spawn in its own process group, wait with a timeout,
+//! SIGTERM then SIGKILL the whole group, and never leave a group member behind.
+
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use runfleet_common::run_state::CapturedOutput;
+use tokio::process::Command;
+
+use crate::output::capture;
+
+/// How a child ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit status, or None when it was killed for running too long.
+    pub status: Option<ExitStatus>,
+    /// True when the timeout fired.
+    pub timed_out: bool,
+    /// Wall time from spawn to exit.
+    pub elapsed: Duration,
+    /// Captured stdout.
+    pub stdout: CapturedOutput,
+    /// Captured stderr.
+    pub stderr: CapturedOutput,
+}
+
+/// What to run and the limits that apply.
+#[derive(Debug)]
+pub struct Limits {
+    /// Kill after this long.
+    pub timeout: Duration,
+    /// Time between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Cap on each captured stream.
+    pub output_limit: usize,
+}
+
+/// Sends `signal` to every process in group `pgid`; a group that is already gone is fine.
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid only sends a signal; no memory is touched.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// True while any process of group `pgid` exists.
+pub fn group_alive(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    unsafe { libc::kill(-pgid, 0) == 0 }
+}
+
+/// Kills the group when dropped, so a cancelled or panicking run task leaves no process.
+struct GroupGuard(i32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        signal_group(self.0, libc::SIGKILL);
+    }
+}
+
+/// Spawns `command` as the leader of a new process group and waits for it within `limits`.
+/// Returns the spawn error if it could not start.
+pub async fn run(mut command: Command, limits: &Limits) -> std::io::Result<Finished> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let mut child = command.spawn()?;
+    let pgid = child.id().expect("a just-spawned child has a pid") as i32;
+    let guard = GroupGuard(pgid);
+    let stdout = tokio::spawn(capture(
+        child.stdout.take().expect("stdout is piped"),
+        limits.output_limit,
+    ));
+    let stderr = tokio::spawn(capture(
+        child.stderr.take().expect("stderr is piped"),
+        limits.output_limit,
+    ));
+
+    let (status, timed_out) = match tokio::time::timeout(limits.timeout, child.wait()).await {
+        Ok(status) => (Some(status?), false),
+        Err(_) => {
+            signal_group(pgid, libc::SIGTERM);
+            if tokio::time::timeout(limits.kill_grace, child.wait())
+                .await
+                .is_err()
+            {
+                signal_group(pgid, libc::SIGKILL);
+                child.wait().await?;
+            }
+            (None, true)
+        }
+    };
+    let elapsed = started.elapsed();
+    // Whatever the script left running in its group goes with it; this also closes the
+    // pipes those processes held, so the readers below finish.
+    drop(guard);
+
+    // A process that left the group (setsid) may still hold a pipe: don't wait forever.
+    let read_limit = Duration::from_secs(2);
+    let stdout = tokio::time::timeout(read_limit, stdout)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let stderr = tokio::time::timeout(read_limit, stderr)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    Ok(Finished {
+        status,
+        timed_out,
+        elapsed,
+        stdout,
+        stderr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(timeout_ms: u64) -> Limits {
+        Limits {
+            timeout: Duration::from_millis(timeout_ms),
+            kill_grace: Duration::from_millis(300),
+            output_limit: 1024,
+        }
+    }
+
+    /// True while `pid` is a live process (a zombie waiting for its reaper counts as gone).
+    fn running(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z'),
+            Err(_) => false,
+        }
+    }
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(script);
+        c
+    }
+
+    #[tokio::test]
+    async fn captures_exit_code_and_streams() {
+        let f = run(sh("echo out; echo err >&2; exit 3"), &limits(5000))
+            .await
+            .unwrap();
+        assert_eq!(f.status.unwrap().code(), Some(3));
+        assert!(!f.timed_out);
+        assert_eq!(f.stdout.text, "out\n");
+        assert_eq!(f.stderr.text, "err\n");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group_even_if_sigterm_is_ignored() {
+        let dir = std::env::temp_dir().join(format!("rf-child-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("grandchild.pid");
+        let script = format!(
+            "trap '' TERM; sleep 30 & echo $! > {}; wait",
+            pidfile.display()
+        );
+        let f = run(sh(&script), &limits(300)).await.unwrap();
+        assert!(f.timed_out);
+        assert!(f.status.is_none());
+        let grandchild: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            !running(grandchild),
+            "grandchild {grandchild} survived the timeout"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn background_leftovers_are_killed_after_a_normal_exit() {
+        let f = run(sh("sleep 30 & echo $!"), &limits(5000)).await.unwrap();
+        assert_eq!(f.status.unwrap().code(), Some(0));
+        let pid: i32 = f.stdout.text.trim().parse().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!running(pid), "background process {pid} survived");
+    }
+
+    #[tokio::test]
+    async fn spawn_failure_is_an_error() {
+        let err = run(Command::new("/nonexistent/interpreter"), &limits(1000)).await;
+        assert!(err.is_err());
+    }
+}

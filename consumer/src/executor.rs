@@ -1,0 +1,250 @@
+//! Executes one claimed run: a fresh working directory, the script file (cached by
+//! SHA-256), an environment built from an allow-list, the child process, and the result
+//! file read back into an [`Outcome`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use runfleet_common::run_state::{CapturedOutput, ClaimedRun, Outcome, RunStatus};
+use runfleet_common::runs::contains_nul;
+use serde_json::Value;
+use tokio::process::Command;
+
+use crate::argv::parameters_to_args;
+use crate::child::{self, Limits};
+use crate::config::WorkerConfig;
+
+/// Variables passed through from the consumer's own environment; nothing else is (the
+/// consumer's database and broker URLs must never reach a script).
+const PASSED_THROUGH: &[&str] = &["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ"];
+
+/// Runs scripts for one consumer.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    config: WorkerConfig,
+}
+
+/// The outcome and how long the script itself ran.
+#[derive(Debug)]
+pub struct Executed {
+    /// What to record.
+    pub outcome: Outcome,
+    /// Script wall time (zero when it never started).
+    pub elapsed: Duration,
+}
+
+fn failure(code: &str, message: String) -> Outcome {
+    Outcome {
+        status: RunStatus::Failed,
+        exit_code: None,
+        error_code: Some(code.into()),
+        error: Some(message),
+        result: None,
+        stdout: CapturedOutput::default(),
+        stderr: CapturedOutput::default(),
+    }
+}
+
+impl Executor {
+    /// An executor; creates the working and script-cache directories.
+    pub fn new(config: WorkerConfig) -> std::io::Result<Self> {
+        std::fs::create_dir_all(config.work_dir.join("runs"))?;
+        std::fs::create_dir_all(config.work_dir.join("scripts"))?;
+        Ok(Executor { config })
+    }
+
+    fn interpreter(&self, language: &str) -> Option<&str> {
+        match language {
+            "python" => Some(&self.config.python),
+            "shell" => Some(&self.config.shell),
+            _ => None,
+        }
+    }
+
+    /// The script's file, written once per content hash (atomically, so a concurrent run
+    /// of the same script never sees half a file).
+    async fn script_file(&self, run: &ClaimedRun) -> std::io::Result<PathBuf> {
+        let ext = if run.language == "python" { "py" } else { "sh" };
+        let path = self
+            .config
+            .work_dir
+            .join("scripts")
+            .join(format!("{}.{ext}", run.sha256));
+        if tokio::fs::try_exists(&path).await? {
+            return Ok(path);
+        }
+        let tmp = path.with_extension(format!("{ext}.tmp-{}-{}", run.run_id, run.attempt));
+        tokio::fs::write(&tmp, run.content.as_bytes()).await?;
+        tokio::fs::rename(&tmp, &path).await?;
+        Ok(path)
+    }
+
+    /// Runs `run` to completion (or timeout) and reports how it ended. Never panics on
+    /// script problems: they become a `failed` outcome with a clear error.
+    pub async fn execute(&self, run: &ClaimedRun, queue: &str) -> Executed {
+        let work = self
+            .config
+            .work_dir
+            .join("runs")
+            .join(format!("{}-{}", run.run_id, run.attempt));
+        let executed = self.execute_in(run, queue, &work).await;
+        if !self.config.keep_work_dirs {
+            let _ = tokio::fs::remove_dir_all(&work).await;
+        }
+        executed
+    }
+
+    async fn execute_in(&self, run: &ClaimedRun, queue: &str, work: &Path) -> Executed {
+        let not_started = |code: &str, message: String| Executed {
+            outcome: failure(code, message),
+            elapsed: Duration::ZERO,
+        };
+        let Some(interpreter) = self.interpreter(&run.language) else {
+            return not_started(
+                "unsupported_language",
+                format!("this consumer cannot run language '{}'", run.language),
+            );
+        };
+        // A leftover directory from a crashed earlier try of this attempt is replaced.
+        let _ = tokio::fs::remove_dir_all(work).await;
+        if let Err(e) = tokio::fs::create_dir_all(work).await {
+            return not_started(
+                "workdir_failed",
+                format!("cannot create working directory {}: {e}", work.display()),
+            );
+        }
+        let script = match self.script_file(run).await {
+            Ok(p) => p,
+            Err(e) => {
+                return not_started(
+                    "workdir_failed",
+                    format!("cannot write the script file: {e}"),
+                );
+            }
+        };
+        let params_json = run.parameters.to_string();
+        let params_path = work.join("params.json");
+        let result_path = work.join("result.json");
+        if let Err(e) = tokio::fs::write(&params_path, &params_json).await {
+            return not_started("workdir_failed", format!("cannot write params.json: {e}"));
+        }
+
+        let mut command = Command::new(interpreter);
+        command
+            .arg(&script)
+            .args(parameters_to_args(&run.parameters))
+            .current_dir(work)
+            .env_clear();
+        for name in PASSED_THROUGH {
+            if let Ok(v) = std::env::var(name) {
+                command.env(name, v);
+            }
+        }
+        command
+            .env("HOME", work)
+            .env("TMPDIR", work)
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("RUNFLEET_RUN_ID", run.run_id.to_string())
+            .env("RUNFLEET_ATTEMPT", run.attempt.to_string())
+            .env("RUNFLEET_SCRIPT", &run.script_name)
+            .env("RUNFLEET_QUEUE", queue)
+            .env("RUNFLEET_PARAMS", &params_json)
+            .env("RUNFLEET_PARAMS_PATH", &params_path)
+            .env("RUNFLEET_RESULT_PATH", &result_path)
+            .env("RUNFLEET_WORK_DIR", work);
+        let limits = Limits {
+            timeout: Duration::from_secs(run.timeout_seconds.max(1) as u64),
+            kill_grace: Duration::from_secs(self.config.kill_grace_seconds),
+            output_limit: self.config.output_limit_bytes,
+        };
+        let finished = match child::run(command, &limits).await {
+            Ok(f) => f,
+            Err(e) => {
+                return not_started(
+                    "spawn_failed",
+                    format!(
+                        "could not start '{interpreter}' for {}: {e} (check consumer.python / consumer.shell)",
+                        run.script_name
+                    ),
+                );
+            }
+        };
+        let (result, result_error) = self.read_result(&result_path).await;
+        let mut outcome = Outcome {
+            status: RunStatus::Succeeded,
+            exit_code: finished.status.and_then(|s| s.code()),
+            error_code: None,
+            error: None,
+            result,
+            stdout: finished.stdout,
+            stderr: finished.stderr,
+        };
+        if finished.timed_out {
+            outcome.status = RunStatus::TimedOut;
+            outcome.error_code = Some("timed_out".into());
+            outcome.error = Some(format!(
+                "killed after its timeout of {} s (SIGTERM to its process group, SIGKILL after {} s)",
+                run.timeout_seconds, self.config.kill_grace_seconds
+            ));
+        } else if let Some(status) = finished.status.filter(|s| !s.success()) {
+            outcome.status = RunStatus::Failed;
+            outcome.error_code = Some("exit_nonzero".into());
+            outcome.error = Some(
+                match (
+                    status.code(),
+                    std::os::unix::process::ExitStatusExt::signal(&status),
+                ) {
+                    (Some(code), _) => {
+                        format!("script exited with code {code}; see its stderr in the run's logs")
+                    }
+                    (None, Some(sig)) => format!("script was killed by signal {sig}"),
+                    (None, None) => "script ended abnormally".into(),
+                },
+            );
+        } else if let Some(message) = result_error {
+            outcome.status = RunStatus::Failed;
+            outcome.error_code = Some("invalid_result".into());
+            outcome.error = Some(message);
+        }
+        Executed {
+            outcome,
+            elapsed: finished.elapsed,
+        }
+    }
+
+    /// Reads the optional result file: (the JSON, or an error explaining why it was refused).
+    async fn read_result(&self, path: &Path) -> (Option<Value>, Option<String>) {
+        let limit = self.config.result_limit_bytes;
+        match tokio::fs::metadata(path).await {
+            Err(_) => return (None, None),
+            Ok(m) if m.len() > limit => {
+                return (
+                    None,
+                    Some(format!(
+                        "result file is {} bytes; the limit is {limit} (consumer.result_limit_bytes)",
+                        m.len()
+                    )),
+                );
+            }
+            Ok(_) => {}
+        }
+        let bytes = match tokio::fs::read(path).await {
+            Ok(b) => b,
+            Err(e) => return (None, Some(format!("cannot read result file: {e}"))),
+        };
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) if contains_nul(&v) => (
+                None,
+                Some("result JSON contains a NUL character, which cannot be stored".into()),
+            ),
+            Ok(v) => (Some(v), None),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "the script wrote a result file that is not valid JSON ({e}); write JSON to RUNFLEET_RESULT_PATH"
+                )),
+            ),
+        }
+    }
+}

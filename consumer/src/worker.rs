@@ -1,0 +1,302 @@
+//! The consume loop: one channel per worker queue (prefetch = slots), deliveries handled
+//! in tasks bounded by a slot semaphore, each run claimed, executed, committed, and only
+//! then acked. Reconnects to RabbitMQ with backoff when the connection drops.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::select_all;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use runfleet_common::amqp::{self, AmqpError};
+use runfleet_common::db::DbPool;
+use runfleet_common::message::RunMessage;
+use runfleet_common::metrics::{CONSUMER_SLOTS, RUN_DURATION, RUNS_FINISHED};
+use runfleet_common::run_state::{self, Claim};
+use runfleet_common::shutdown::Shutdown;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::config::ConsumerConfig;
+use crate::executor::Executor;
+
+/// Takes run messages and executes them.
+pub struct Worker {
+    config: ConsumerConfig,
+    pool: DbPool,
+    executor: Executor,
+    slots: Arc<Semaphore>,
+    broker_up: AtomicBool,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+fn next_backoff(current: Duration) -> Duration {
+    (current * 2).min(MAX_BACKOFF)
+}
+
+struct Subscription {
+    connection: Connection,
+    channels: Vec<(Channel, String)>,
+}
+
+impl Worker {
+    /// A worker over `pool` running scripts with `executor`.
+    pub fn new(config: ConsumerConfig, pool: DbPool, executor: Executor) -> Self {
+        let slots = config.consumer.slots;
+        CONSUMER_SLOTS
+            .with_label_values(&["idle"])
+            .set(slots as i64);
+        CONSUMER_SLOTS.with_label_values(&["busy"]).set(0);
+        Worker {
+            config,
+            pool,
+            executor,
+            slots: Arc::new(Semaphore::new(slots)),
+            broker_up: AtomicBool::new(false),
+        }
+    }
+
+    /// True while the consumer holds a live RabbitMQ connection.
+    pub fn broker_up(&self) -> bool {
+        self.broker_up.load(Ordering::Relaxed)
+    }
+
+    async fn subscribe(&self) -> Result<(Subscription, Vec<lapin::Consumer>), AmqpError> {
+        let cfg = &self.config;
+        let name = format!("runfleet-consumer {}", cfg.consumer.worker_id);
+        let connection = amqp::connect(&cfg.amqp, &name).await?;
+        let mut channels = Vec::new();
+        let mut consumers = Vec::new();
+        for (i, queue) in cfg.consumer.queues.iter().enumerate() {
+            let channel = connection.create_channel().await?;
+            if i == 0 {
+                amqp::declare_topology(&channel, &cfg.amqp, &cfg.consumer.queues).await?;
+            }
+            // Quorum queues only support per-consumer prefetch: each queue's channel may hold
+            // up to `slots` messages; the semaphore keeps execution at `slots` overall.
+            channel
+                .basic_qos(cfg.consumer.slots as u16, BasicQosOptions { global: false })
+                .await?;
+            let tag = format!("{}.{}", cfg.consumer.worker_id, queue);
+            let consumer = channel
+                .basic_consume(
+                    amqp::queue_name(&cfg.amqp, queue).as_str().into(),
+                    tag.as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            channels.push((channel, tag));
+            consumers.push(consumer);
+        }
+        Ok((
+            Subscription {
+                connection,
+                channels,
+            },
+            consumers,
+        ))
+    }
+
+    /// Consumes until `shutdown`, then stops taking messages and lets running scripts
+    /// finish for up to `consumer.drain_seconds`.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let mut tasks = JoinSet::new();
+        let mut backoff = Duration::from_millis(200);
+        let mut subscription = None;
+        while !shutdown.is_cancelled() {
+            let (sub, consumers) = match self.subscribe().await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.broker_up.store(false, Ordering::Relaxed);
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot consume from RabbitMQ");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    backoff = next_backoff(backoff);
+                    continue;
+                }
+            };
+            self.broker_up.store(true, Ordering::Relaxed);
+            backoff = Duration::from_millis(200);
+            tracing::info!(queues = ?self.config.consumer.queues, slots = self.config.consumer.slots, "consuming");
+            let queues = self.config.consumer.queues.clone();
+            let mut deliveries = select_all(
+                consumers
+                    .into_iter()
+                    .zip(queues)
+                    .map(|(c, q)| c.map(move |d| (q.clone(), d))),
+            );
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    next = deliveries.next() => match next {
+                        Some((queue, Ok(delivery))) => {
+                            tasks.spawn(self.clone().handle(delivery, queue, shutdown.clone()));
+                        }
+                        Some((_, Err(e))) => {
+                            tracing::warn!(error = %e, "RabbitMQ connection lost; reconnecting");
+                            break;
+                        }
+                        None => {
+                            tracing::warn!("RabbitMQ closed the consumers; reconnecting");
+                            break;
+                        }
+                    },
+                    Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                        if let Err(e) = done {
+                            tracing::error!(error = %e, "run task failed");
+                        }
+                    }
+                }
+            }
+            self.broker_up.store(false, Ordering::Relaxed);
+            subscription = Some(sub);
+            if !shutdown.is_cancelled() {
+                tokio::time::sleep(backoff).await;
+            }
+        }
+        self.drain(tasks, subscription).await;
+    }
+
+    async fn drain(&self, mut tasks: JoinSet<()>, subscription: Option<Subscription>) {
+        if let Some(sub) = &subscription {
+            for (channel, tag) in &sub.channels {
+                let _ = channel
+                    .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                    .await;
+            }
+        }
+        let grace = Duration::from_secs(self.config.consumer.drain_seconds);
+        tracing::info!(running = tasks.len(), ?grace, "draining");
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = tasks.len(),
+                "drain grace over; stopping remaining runs"
+            );
+            // Dropping the tasks kills their process groups; their messages go back to the
+            // queue when the connection closes.
+            tasks.shutdown().await;
+        }
+        if let Some(sub) = subscription {
+            let _ = sub.connection.close(200, "shutdown".into()).await;
+        }
+    }
+
+    async fn handle(self: Arc<Self>, delivery: Delivery, queue: String, shutdown: Shutdown) {
+        let message = match RunMessage::parse(&delivery.data) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, queue, "malformed run message; dead-lettering it");
+                let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+                return;
+            }
+        };
+        let permit = tokio::select! {
+            p = self.slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            // Not started: the message returns to the queue when the connection closes.
+            _ = shutdown.cancelled() => return,
+        };
+        CONSUMER_SLOTS.with_label_values(&["busy"]).inc();
+        CONSUMER_SLOTS.with_label_values(&["idle"]).dec();
+        self.process(&delivery, message, &queue, &shutdown).await;
+        CONSUMER_SLOTS.with_label_values(&["busy"]).dec();
+        CONSUMER_SLOTS.with_label_values(&["idle"]).inc();
+        drop(permit);
+    }
+
+    async fn claim(&self, message: RunMessage, shutdown: &Shutdown) -> Option<Claim> {
+        let worker = &self.config.consumer.worker_id;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                let client = self.pool.get().await?;
+                run_state::claim(&client, message.run_id, message.attempt, worker).await
+            };
+            match attempt.await {
+                Ok(claim) => return Some(claim),
+                Err(e) => {
+                    tracing::warn!(run_id = %message.run_id, error = %e, "cannot claim run; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => return None,
+                    }
+                    backoff = next_backoff(backoff);
+                }
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        delivery: &Delivery,
+        message: RunMessage,
+        queue: &str,
+        shutdown: &Shutdown,
+    ) {
+        let run_id = message.run_id;
+        let Some(claim) = self.claim(message, shutdown).await else {
+            return;
+        };
+        let run = match claim {
+            Claim::Claimed(run) => run,
+            Claim::NotQueued { status, attempt } => {
+                tracing::info!(%run_id, status, attempt, message_attempt = message.attempt,
+                    "run is not waiting for this message (duplicate or stale); acking it");
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                return;
+            }
+            Claim::Unknown => {
+                tracing::error!(%run_id, queue, "message for an unknown run; dead-lettering it");
+                let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+                return;
+            }
+        };
+        tracing::info!(%run_id, attempt = run.attempt, queue, script = run.script_name, "run started");
+        let executed = self.executor.execute(&run, queue).await;
+        let outcome = executed.outcome;
+        let status = outcome.status.as_str();
+        RUN_DURATION
+            .with_label_values(&[queue, status])
+            .observe(executed.elapsed.as_secs_f64());
+
+        // The result must be in Postgres before the ack: keep trying (a Postgres restart
+        // is waited out); if this process dies meanwhile, the message is redelivered.
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let commit = async {
+                let mut client = self.pool.get().await?;
+                run_state::finish(&mut client, run_id, run.attempt, &outcome).await
+            };
+            match commit.await {
+                Ok(moved) => {
+                    if !moved {
+                        tracing::warn!(%run_id, "run moved on while it ran; result not recorded");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(%run_id, error = %e, retry_in = ?backoff, "cannot record result; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = next_backoff(backoff);
+                }
+            }
+        }
+        RUNS_FINISHED.with_label_values(&[queue, status]).inc();
+        tracing::info!(%run_id, attempt = run.attempt, status, exit_code = ?outcome.exit_code,
+            elapsed_ms = executed.elapsed.as_millis() as u64, "run finished");
+        if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+            tracing::warn!(%run_id, error = %e, "ack failed after commit; a redelivery will be skipped");
+        }
+    }
+}

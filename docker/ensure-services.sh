@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Makes sure PostgreSQL and RabbitMQ answer on 127.0.0.1 (5432, 5672): uses them when they
+# run, starts them when installed, installs them from Debian's packages when absent.
+# Used by `.ci/run` and `docker/local-up.sh`. Needs root (or sudo) only to install/start.
+set -euo pipefail
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+as_root() { if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { # port seconds name
+  for _ in $(seq $(($2 * 5))); do port_open "$1" && return 0; sleep 0.2; done
+  echo "error: $3 did not open 127.0.0.1:$1 within $2 s" >&2; return 1
+}
+apt_updated=0
+apt_install() {
+  if [[ $apt_updated -eq 0 ]]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_postgres() {
+  if port_open 5432; then say "PostgreSQL: running on 127.0.0.1:5432"; return; fi
+  local fresh=0
+  if ! command -v pg_ctlcluster >/dev/null; then
+    say "PostgreSQL: installing (apt-get install postgresql)"
+    apt_install postgresql postgresql-client
+    fresh=1
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n1)
+  if [[ $fresh -eq 1 ]]; then
+    # A new local-only install: let local tools connect as postgres over 127.0.0.1
+    # without a password, as the README's defaults expect. Never do this on a shared host.
+    local hba="/etc/postgresql/$version/main/pg_hba.conf"
+    as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+  fi
+  say "PostgreSQL: starting cluster $version/main"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  wait_port 5432 30 PostgreSQL
+}
+
+ensure_rabbitmq() {
+  if port_open 5672; then say "RabbitMQ: running on 127.0.0.1:5672"; return; fi
+  if ! command -v rabbitmq-server >/dev/null; then
+    say "RabbitMQ: installing (apt-get install rabbitmq-server)"
+    apt_install rabbitmq-server
+  fi
+  say "RabbitMQ: starting"
+  as_root rabbitmq-server -detached || true
+  wait_port 5672 60 RabbitMQ
+}
+
+ensure_python() {
+  command -v python3 >/dev/null && return
+  say "Python 3: installing"
+  apt_install python3
+}
+
+ensure_postgres
+ensure_rabbitmq
+ensure_python

@@ -1,0 +1,119 @@
+//! The producer's configuration (`RUNFLEET_PRODUCER__*` and the shared sections).
+
+use runfleet_common::config::{
+    AmqpConfig, ConfigError, DatabaseConfig, HttpConfig, LogConfig, Validate, string_list,
+    validate_queues,
+};
+use runfleet_common::runs::SubmitPolicy;
+use serde::Deserialize;
+
+/// Everything the producer reads at start.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProducerConfig {
+    /// Postgres.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// RabbitMQ.
+    #[serde(default)]
+    pub amqp: AmqpConfig,
+    /// API listener (default `0.0.0.0:8080`).
+    #[serde(default = "default_http")]
+    pub http: HttpConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// API limits and the outbox.
+    #[serde(default)]
+    pub producer: ApiConfig,
+}
+
+fn default_http() -> HttpConfig {
+    HttpConfig::on("0.0.0.0:8080")
+}
+
+/// API limits, defaults and the outbox sweeper.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ApiConfig {
+    /// Worker queues runs may go to; the first is the default. Declared on the broker.
+    #[serde(deserialize_with = "string_list")]
+    pub queues: Vec<String>,
+    /// Timeout of a run that gives none (seconds).
+    pub default_timeout_seconds: i32,
+    /// Largest timeout a run may ask for (seconds).
+    pub max_timeout_seconds: i32,
+    /// Largest request body (bytes).
+    pub max_body_bytes: usize,
+    /// Largest script content (bytes).
+    pub max_script_bytes: usize,
+    /// Largest parameter object, as JSON (bytes).
+    pub max_parameters_bytes: usize,
+    /// How often the outbox sweeper looks for unpublished runs (milliseconds).
+    pub outbox_interval_ms: u64,
+    /// A run's message is re-published by the sweeper once it is this old and unconfirmed
+    /// (seconds); the submitting request normally publishes it long before.
+    pub outbox_min_age_seconds: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            queues: vec!["default".into()],
+            default_timeout_seconds: 3600,
+            max_timeout_seconds: 86_400,
+            max_body_bytes: 2 * 1024 * 1024,
+            max_script_bytes: 1024 * 1024,
+            max_parameters_bytes: 64 * 1024,
+            outbox_interval_ms: 1000,
+            outbox_min_age_seconds: 5,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The submission policy these settings describe.
+    pub fn submit_policy(&self) -> SubmitPolicy {
+        SubmitPolicy {
+            queues: self.queues.clone(),
+            default_queue: self.queues[0].clone(),
+            default_timeout_seconds: self.default_timeout_seconds,
+            max_timeout_seconds: self.max_timeout_seconds,
+            max_parameters_bytes: self.max_parameters_bytes,
+        }
+    }
+}
+
+impl Validate for ProducerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.database.validate()?;
+        self.amqp.validate()?;
+        self.http.validate()?;
+        let p = &self.producer;
+        validate_queues("producer.queues", &p.queues)?;
+        if p.max_timeout_seconds < 1 {
+            return Err(ConfigError::invalid(
+                "producer.max_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=p.max_timeout_seconds).contains(&p.default_timeout_seconds) {
+            return Err(ConfigError::invalid(
+                "producer.default_timeout_seconds",
+                "must be between 1 and producer.max_timeout_seconds",
+            ));
+        }
+        if p.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "producer.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if p.outbox_interval_ms == 0 {
+            return Err(ConfigError::invalid(
+                "producer.outbox_interval_ms",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}

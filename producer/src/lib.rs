@@ -1,0 +1,181 @@
+//! runfleet producer: the HTTP API that records runs in Postgres and publishes them to
+//! RabbitMQ, plus the outbox sweeper that publishes what the broker missed.
+//!
+//! - [`config`] — `ProducerConfig`.
+//! - [`routes`] — one module per resource (`scripts`, `runs`, hub `compat`, `health`).
+//! - [`api_error`], [`json`] — the error format and the body extractor that names fields.
+//! - [`openapi`] — `/openapi.json` and the Swagger UI at `/docs`.
+
+pub mod api_error;
+pub mod config;
+pub mod json;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+pub use config::ProducerConfig;
+use runfleet_common::amqp::Publisher;
+use runfleet_common::db;
+use runfleet_common::shutdown::Shutdown;
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api_error::ApiError;
+use crate::state::AppState;
+
+/// Why the producer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The API listener could not bind.
+    #[error("cannot listen on {addr} (http.listen / RUNFLEET_HTTP__LISTEN): {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The API's routes over `state`.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.producer.max_body_bytes;
+    Router::new()
+        .route("/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
+        .route("/meta", get(routes::health::meta))
+        .route("/metrics", get(runfleet_common::ops_http::metrics))
+        .route(
+            "/scripts",
+            get(routes::scripts::list).post(routes::scripts::create),
+        )
+        .route("/scripts/{name}", get(routes::scripts::detail))
+        .route(
+            "/scripts/{name}/versions/{version}",
+            get(routes::scripts::version),
+        )
+        .route("/runs", get(routes::runs::list).post(routes::runs::create))
+        .route("/runs/{id}", get(routes::runs::get))
+        .route("/runs/{id}/logs", get(routes::runs::logs))
+        .route("/runs/runs", axum::routing::post(routes::compat::create))
+        .route("/runs/runs/{id}", get(routes::compat::get))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route; see /docs",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method; see /docs",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// A producer whose listener is bound, ready to [`Producer::run`].
+pub struct Producer {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Producer {
+    /// Binds the API listener; Postgres and RabbitMQ are connected lazily.
+    pub async fn bind(config: ProducerConfig) -> Result<Self, StartError> {
+        let listener = TcpListener::bind(config.http.addr())
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.http.listen.clone(),
+                source,
+            })?;
+        let pool = db::pool(&config.database);
+        let publisher = Publisher::new(
+            config.amqp.clone(),
+            config.producer.queues.clone(),
+            "runfleet-producer",
+        );
+        let policy = Arc::new(config.producer.submit_policy());
+        Ok(Producer {
+            listener,
+            state: AppState {
+                pool,
+                publisher,
+                config: Arc::new(config),
+                policy,
+            },
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves the API and sweeps the outbox until `shutdown`; in-flight requests finish.
+    pub async fn run(self, shutdown: Shutdown) {
+        let sweeper = tokio::spawn(sweep_outbox_forever(self.state.clone(), shutdown.clone()));
+        let publisher = self.state.publisher.clone();
+        let app = router(self.state);
+        if let Err(e) = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "API server stopped");
+        }
+        shutdown.cancel();
+        let _ = sweeper.await;
+        publisher.close().await;
+    }
+}
+
+/// Publishes runs whose publish was not confirmed (broker down at submit, or a crash
+/// between commit and publish), every `producer.outbox_interval_ms`.
+async fn sweep_outbox_forever(state: AppState, shutdown: Shutdown) {
+    let cfg = &state.config.producer;
+    let interval = Duration::from_millis(cfg.outbox_interval_ms);
+    let min_age = Duration::from_secs(cfg.outbox_min_age_seconds);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        loop {
+            match runfleet_common::runs::sweep_outbox(&state.pool, &state.publisher, min_age, 500)
+                .await
+            {
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::info!(published = n, "outbox sweep published runs");
+                    if n < 500 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "outbox sweep failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Binds and runs a producer until `shutdown`.
+pub async fn run(config: ProducerConfig, shutdown: Shutdown) -> Result<(), StartError> {
+    Producer::bind(config).await?.run(shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! `runfleet-producer`: the API server, and `runfleet-producer migrate`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use runfleet_producer::ProducerConfig;
+
+/// runfleet API: submit and inspect script runs.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Config file (TOML, YAML or JSON); RUNFLEET_* environment variables override it.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply pending database migrations and exit (idempotent).
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config: ProducerConfig = match runfleet_common::config::load(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("runfleet-producer: {e}");
+            std::process::exit(2);
+        }
+    };
+    runfleet_common::telemetry::init(&config.log);
+    match args.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            let pool = runfleet_common::db::pool(&config.database);
+            let applied = runfleet_common::db::migrate(&pool)
+                .await
+                .context("migration failed")?;
+            println!("migrations applied: {applied} (database is up to date)");
+        }
+        Command::Serve => {
+            let shutdown = runfleet_common::shutdown::on_signals();
+            runfleet_producer::run(config, shutdown).await?;
+        }
+    }
+    Ok(())
+}

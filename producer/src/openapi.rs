@@ -1,0 +1,31 @@
+//! The OpenAPI document (`/openapi.json`), generated from the handlers' annotations.
+
+use utoipa::OpenApi;
+
+use crate::routes;
+
+/// runfleet's HTTP API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "runfleet API",
+        description = "Submit and inspect script runs on a runfleet worker fleet."
+    ),
+    paths(
+        routes::health::health,
+        routes::health::ready,
+        routes::health::meta,
+        routes::scripts::create,
+        routes::scripts::list,
+        routes::scripts::detail,
+        routes::scripts::version,
+        routes::runs::create,
+        routes::runs::list,
+        routes::runs::get,
+        routes::runs::logs,
+        routes::compat::create,
+        routes::compat::get,
+    ),
+    components(schemas(crate::api_error::ErrorBody, crate::api_error::ErrorDetail))
+)]
+pub struct ApiDoc;

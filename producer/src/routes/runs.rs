@@ -1,0 +1,169 @@
+//! `/runs`: submit, read, list, logs.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use runfleet_common::metrics::RUNS_SUBMITTED;
+use runfleet_common::run_state::RunStatus;
+use runfleet_common::runs::{self, NewRun, Run, RunFilter, RunLogs, Trigger};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::api_error::{ApiError, ApiResult, ErrorBody};
+use crate::json::ApiJson;
+use crate::routes::parse_run_id;
+use crate::state::AppState;
+
+/// Body of `POST /runs`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRun {
+    /// Script name.
+    pub script: String,
+    /// Script version; the latest when absent.
+    pub version: Option<i32>,
+    /// Parameters: each key becomes `--key value` for the script.
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Map<String, Value>>,
+    /// Worker queue (see `/meta`); the first configured queue when absent.
+    pub queue: Option<String>,
+    /// Seconds before the script is killed.
+    pub timeout_seconds: Option<i64>,
+    /// Same key → the same run, not a second one.
+    pub idempotency_key: Option<String>,
+}
+
+/// Records and publishes a run; 202 for a new run, 200 for an idempotent replay.
+pub async fn submit(state: &AppState, new: NewRun) -> ApiResult<(StatusCode, Json<Run>)> {
+    let trigger = new.trigger;
+    let submitted = runs::submit(&state.pool, &state.publisher, &state.policy, new).await?;
+    if submitted.created {
+        RUNS_SUBMITTED
+            .with_label_values(&[submitted.run.queue.as_str(), trigger.as_str()])
+            .inc();
+        Ok((StatusCode::ACCEPTED, Json(submitted.run)))
+    } else {
+        Ok((StatusCode::OK, Json(submitted.run)))
+    }
+}
+
+/// Submits a run of a script.
+#[utoipa::path(post, path = "/runs", tag = "runs", request_body = CreateRun, responses(
+    (status = 202, description = "accepted, status queued", body = Run),
+    (status = 200, description = "idempotency_key seen before: that run", body = Run),
+    (status = 409, description = "idempotency_key reused with other inputs", body = ErrorBody),
+    (status = 422, description = "invalid field", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateRun>,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    submit(
+        &state,
+        NewRun {
+            script: body.script,
+            version: body.version,
+            parameters: body.parameters.unwrap_or_default(),
+            queue: body.queue,
+            timeout_seconds: body.timeout_seconds,
+            idempotency_key: body.idempotency_key,
+            trigger: Trigger::Api,
+            script_field: "script",
+        },
+    )
+    .await
+}
+
+/// One run.
+#[utoipa::path(get, path = "/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "run id")),
+    responses((status = 200, body = Run), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Run>> {
+    Ok(Json(runs::get(&state.pool, parse_run_id(&id)?).await?))
+}
+
+/// Captured stdout/stderr of the run's latest attempt.
+#[utoipa::path(get, path = "/runs/{id}/logs", tag = "runs",
+    params(("id" = String, Path, description = "run id")),
+    responses((status = 200, body = RunLogs), (status = 404, body = ErrorBody)))]
+pub async fn logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RunLogs>> {
+    Ok(Json(runs::logs(&state.pool, parse_run_id(&id)?).await?))
+}
+
+/// Query of `GET /runs`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only runs in this status.
+    pub status: Option<String>,
+    /// Only runs of this script.
+    pub script: Option<String>,
+    /// Page size, 1-500 (default 50).
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of runs, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunPage {
+    /// The runs.
+    pub runs: Vec<Run>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn bad_query(field: &str, message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message).with_field(field)
+}
+
+/// Lists runs, newest first, with keyset pagination.
+#[utoipa::path(get, path = "/runs", tag = "runs", params(ListQuery),
+    responses((status = 200, body = RunPage), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<RunPage>> {
+    let Query(q) = query.map_err(|e| bad_query("query", e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            let all: Vec<_> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+            bad_query(
+                "status",
+                format!("unknown status '{s}'; use one of {}", all.join(", ")),
+            )
+        })?),
+    };
+    let limit = match q.limit.as_deref() {
+        None | Some("") => 50,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| {
+                bad_query(
+                    "limit",
+                    format!("limit '{l}' must be a number from 1 to 500"),
+                )
+            })?,
+    };
+    let cursor = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(c.parse().map_err(|_| {
+            bad_query("cursor", format!("cursor '{c}' is not a next_cursor value"))
+        })?),
+    };
+    let filter = RunFilter {
+        status,
+        script: q.script.filter(|s| !s.is_empty()),
+        limit,
+        cursor,
+    };
+    let (runs, next) = runs::list(&state.pool, &filter).await?;
+    Ok(Json(RunPage {
+        runs,
+        next_cursor: next.map(|id| id.to_string()),
+    }))
+}

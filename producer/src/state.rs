@@ -1,0 +1,22 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use runfleet_common::amqp::Publisher;
+use runfleet_common::db::DbPool;
+use runfleet_common::runs::SubmitPolicy;
+
+use crate::config::ProducerConfig;
+
+/// Shared handler state (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    /// Postgres.
+    pub pool: DbPool,
+    /// RabbitMQ publisher with confirms.
+    pub publisher: Publisher,
+    /// The producer's config.
+    pub config: Arc<ProducerConfig>,
+    /// Limits and defaults for new runs.
+    pub policy: Arc<SubmitPolicy>,
+}

@@ -1,0 +1,437 @@
+//! Test harness: a whole runfleet fleet (producer + consumer) in-process against the real
+//! Postgres and RabbitMQ on 127.0.0.1, isolated per test by its own database, AMQP name
+//! prefix and work directory, and removed again when the [`Fleet`] is dropped (also when
+//! the test fails).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use runfleet_common::config::{AmqpConfig, DatabaseConfig, HttpConfig, LogConfig};
+use runfleet_common::shutdown::Shutdown;
+use runfleet_consumer::config::{ConsumerConfig, WorkerConfig};
+use runfleet_producer::config::{ApiConfig, ProducerConfig};
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// Postgres server URL without a database (`RUNFLEET_TEST_PG`, default local trust auth).
+pub fn pg_server() -> String {
+    std::env::var("RUNFLEET_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// RabbitMQ address (`RUNFLEET_TEST_AMQP_ADDR`, default `127.0.0.1:5672`).
+pub fn amqp_addr() -> String {
+    std::env::var("RUNFLEET_TEST_AMQP_ADDR").unwrap_or_else(|_| "127.0.0.1:5672".into())
+}
+
+fn amqp_url(addr: &str) -> String {
+    format!("amqp://guest:guest@{addr}/%2f")
+}
+
+/// Knobs a test may turn before starting its fleet.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// Consumer slots.
+    pub slots: usize,
+    /// Captured output cap per stream.
+    pub output_limit_bytes: usize,
+    /// Put a cuttable TCP proxy between the producer and RabbitMQ.
+    pub producer_via_proxy: bool,
+    /// Start a consumer at all.
+    pub with_consumer: bool,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        FleetOptions {
+            slots: 2,
+            output_limit_bytes: 1024 * 1024,
+            producer_via_proxy: false,
+            with_consumer: true,
+        }
+    }
+}
+
+/// One isolated fleet.
+pub struct Fleet {
+    /// API base URL, e.g. `http://127.0.0.1:41234`.
+    pub base: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// The fleet's database URL.
+    pub db_url: String,
+    /// The AMQP config the fleet uses (its prefix isolates it).
+    pub amqp: AmqpConfig,
+    /// The consumer's work directory.
+    pub work_dir: PathBuf,
+    /// The consumer's health listener, when a consumer runs.
+    pub consumer_addr: Option<SocketAddr>,
+    /// The proxy in front of RabbitMQ for the producer, if asked for.
+    pub proxy: Option<BrokerProxy>,
+    db_name: String,
+    shutdown: Shutdown,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn admin_client() -> tokio_postgres::Client {
+    let (client, conn) =
+        tokio_postgres::connect(&format!("{}/postgres", pg_server()), tokio_postgres::NoTls)
+            .await
+            .expect("Postgres must run on 127.0.0.1:5432 (see README: bash .ci/run starts it)");
+    tokio::spawn(conn);
+    client
+}
+
+impl Fleet {
+    /// Starts a fleet with default options.
+    pub async fn start() -> Fleet {
+        Fleet::start_with(FleetOptions::default()).await
+    }
+
+    /// Creates the database, migrates it, starts producer (and consumer).
+    pub async fn start_with(opts: FleetOptions) -> Fleet {
+        // The random tail of a v7 id (its head is a timestamp shared by tests starting together).
+        let id = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
+        let db_name = format!("rf_test_{id}");
+        admin_client()
+            .await
+            .batch_execute(&format!("CREATE DATABASE {db_name}"))
+            .await
+            .expect("create test database");
+        let db_url = format!("{}/{db_name}", pg_server());
+        let database = DatabaseConfig {
+            url: db_url.clone(),
+            pool_size: 8,
+            connect_timeout_seconds: 3,
+        };
+        let pool = runfleet_common::db::pool(&database);
+        runfleet_common::db::migrate(&pool)
+            .await
+            .expect("migrate test database");
+        pool.close();
+
+        let amqp = AmqpConfig {
+            url: amqp_url(&amqp_addr()),
+            prefix: format!("rft-{id}"),
+            delivery_limit: 5,
+            timeout_seconds: 3,
+        };
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let log = LogConfig::default();
+        runfleet_common::telemetry::init(&LogConfig {
+            format: runfleet_common::config::LogFormat::Pretty,
+            level: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        });
+
+        let proxy = if opts.producer_via_proxy {
+            Some(BrokerProxy::start(amqp_addr()).await)
+        } else {
+            None
+        };
+        let mut producer_amqp = amqp.clone();
+        if let Some(p) = &proxy {
+            producer_amqp.url = amqp_url(&p.addr.to_string());
+        }
+        let producer_config = ProducerConfig {
+            database: database.clone(),
+            amqp: producer_amqp,
+            http: HttpConfig::on("127.0.0.1:0"),
+            log: log.clone(),
+            producer: ApiConfig {
+                queues: vec!["default".into(), "other".into()],
+                max_body_bytes: 256 * 1024,
+                max_script_bytes: 128 * 1024,
+                outbox_interval_ms: 200,
+                outbox_min_age_seconds: 1,
+                ..ApiConfig::default()
+            },
+        };
+        let producer = runfleet_producer::Producer::bind(producer_config)
+            .await
+            .expect("bind producer");
+        let base = format!("http://{}", producer.local_addr());
+        tasks.push(tokio::spawn(producer.run(shutdown.clone())));
+
+        let work_dir = std::env::temp_dir().join(format!("runfleet-test-{id}"));
+        let mut consumer_addr = None;
+        if opts.with_consumer {
+            let consumer_config = ConsumerConfig {
+                database,
+                amqp: amqp.clone(),
+                http: HttpConfig::on("127.0.0.1:0"),
+                log,
+                consumer: WorkerConfig {
+                    slots: opts.slots,
+                    queues: vec!["default".into(), "other".into()],
+                    worker_id: format!("test-consumer-{id}"),
+                    work_dir: work_dir.clone(),
+                    output_limit_bytes: opts.output_limit_bytes,
+                    kill_grace_seconds: 1,
+                    drain_seconds: 5,
+                    ..WorkerConfig::default()
+                },
+            };
+            let consumer = runfleet_consumer::Consumer::bind(consumer_config)
+                .await
+                .expect("bind consumer");
+            consumer_addr = Some(consumer.local_addr());
+            tasks.push(tokio::spawn(consumer.run(shutdown.clone())));
+        }
+        let fleet = Fleet {
+            base,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            db_url,
+            amqp,
+            work_dir,
+            consumer_addr,
+            proxy,
+            db_name,
+            shutdown,
+            tasks,
+        };
+        if opts.with_consumer {
+            fleet.wait_consumer_ready().await;
+        }
+        fleet
+    }
+
+    async fn wait_consumer_ready(&self) {
+        let url = format!("http://{}/ready", self.consumer_addr.unwrap());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.http.get(&url).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("consumer did not become ready in 15 s");
+    }
+
+    /// A direct Postgres connection to the fleet's database.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.db_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to test database");
+        tokio::spawn(conn);
+        client
+    }
+
+    /// `GET path` → (status, JSON body).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST path` with a JSON body → (status, JSON body).
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Registers a script; panics unless 200/201.
+    pub async fn register(&self, name: &str, content: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/scripts",
+                &serde_json::json!({"name": name, "content": content}),
+            )
+            .await;
+        assert!(
+            status == 201 || status == 200,
+            "register {name}: {status} {body}"
+        );
+        body
+    }
+
+    /// Submits a run; panics unless 202. Returns the run id.
+    pub async fn submit(&self, body: Value) -> String {
+        let (status, run) = self.post("/runs", &body).await;
+        assert_eq!(status, 202, "submit: {run}");
+        run["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls until the run is in a final status; panics after `limit`.
+    pub async fn wait_final(&self, id: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (status, run) = self.get(&format!("/runs/{id}")).await;
+            assert_eq!(status, 200, "{run}");
+            if matches!(
+                run["status"].as_str(),
+                Some("succeeded" | "failed" | "timed_out" | "cancelled" | "dead")
+            ) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} not final after {limit:?}: {run}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Messages ready in the AMQP queue `name` (full name, prefix included).
+    pub async fn queue_depth(&self, name: &str) -> u32 {
+        let conn = lapin::Connection::connect(&amqp_url(&amqp_addr()), Default::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                name.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let _ = conn.close(200, "".into()).await;
+        q.message_count()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for t in &self.tasks {
+            t.abort();
+        }
+        let db_name = self.db_name.clone();
+        let amqp = self.amqp.clone();
+        let work_dir = self.work_dir.clone();
+        // Drop cannot await: clean up on a thread with its own runtime.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let _ = admin_client()
+                    .await
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+                    .await;
+                if let Ok(conn) =
+                    lapin::Connection::connect(&amqp_url(&amqp_addr()), Default::default()).await
+                {
+                    if let Ok(ch) = conn.create_channel().await {
+                        for q in ["default", "other"] {
+                            let name = runfleet_common::amqp::queue_name(&amqp, q);
+                            let _ = ch
+                                .queue_delete(name.as_str().into(), Default::default())
+                                .await;
+                        }
+                        let dlq = runfleet_common::amqp::dead_letter_queue(&amqp);
+                        let _ = ch
+                            .queue_delete(dlq.as_str().into(), Default::default())
+                            .await;
+                        let dlx = runfleet_common::amqp::dead_letter_exchange(&amqp);
+                        let _ = ch
+                            .exchange_delete(dlx.as_str().into(), Default::default())
+                            .await;
+                    }
+                    let _ = conn.close(200, "".into()).await;
+                }
+            });
+            let _ = std::fs::remove_dir_all(work_dir);
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A TCP proxy to RabbitMQ that a test can cut (existing connections are severed and new
+/// ones are closed at once), standing in for a broker outage without disturbing the real
+/// broker that parallel tests use.
+pub struct BrokerProxy {
+    /// Where the proxy listens.
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    generation: Arc<std::sync::Mutex<CancellationToken>>,
+}
+
+impl BrokerProxy {
+    async fn start(target: String) -> BrokerProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let generation = Arc::new(std::sync::Mutex::new(CancellationToken::new()));
+        let (up2, gen2) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let cut = gen2.lock().unwrap().clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.cancelled() => {}
+                    }
+                });
+            }
+        });
+        BrokerProxy {
+            addr,
+            up,
+            generation,
+        }
+    }
+
+    /// Cuts every connection and refuses new ones.
+    pub fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        let mut g = self.generation.lock().unwrap();
+        g.cancel();
+        *g = CancellationToken::new();
+    }
+
+    /// Lets connections through again.
+    pub fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// True while `pid` is a live process (a zombie counts as gone).
+pub fn process_running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
