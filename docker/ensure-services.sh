@@ -50,11 +50,29 @@ ensure_rabbitmq() {
 }
 
 ensure_python() {
-  command -v python3 >/dev/null && return
-  say "Python 3: installing"
-  apt_install python3
+  if ! command -v python3 >/dev/null; then
+    say "Python 3: installing"
+    apt_install python3 python3-venv
+  fi
+  # The venv cache's pip fallback needs `python3 -m venv` with ensurepip (Debian: python3-venv).
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    say "python3-venv: installing"
+    apt_install python3-venv
+  fi
+}
+
+# uv, the venv cache's fast installer, from PyPI into .venv-tools/ (no system changes).
+ensure_uv() {
+  local root
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  if [[ ! -x $root/.venv-tools/bin/uv ]]; then
+    say "uv: installing into .venv-tools (pip install uv==0.13.9)"
+    python3 -m venv "$root/.venv-tools"
+    "$root/.venv-tools/bin/pip" install -q --disable-pip-version-check uv==0.13.9
+  fi
 }
 
 ensure_postgres
 ensure_rabbitmq
 ensure_python
+ensure_uv

@@ -55,6 +55,8 @@ start() { # name port command...
 }
 RUNFLEET_HTTP__LISTEN=127.0.0.1:$api_port start producer "$api_port" "$bin/runfleet-producer"
 RUNFLEET_HTTP__LISTEN=127.0.0.1:9091 RUNFLEET_CONSUMER__WORK_DIR=$root/.local/work \
+  RUNFLEET_VENV__CACHE_DIR=${RUNFLEET_VENV__CACHE_DIR:-$root/.local/venvs} \
+  RUNFLEET_VENV__UV=${RUNFLEET_VENV__UV:-$root/.venv-tools/bin/uv} \
   start consumer 9091 "$bin/runfleet-consumer"
 RUNFLEET_HTTP__LISTEN=127.0.0.1:9092 start scheduler 9092 "$bin/runfleet-scheduler"
 

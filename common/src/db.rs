@@ -72,11 +72,18 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Add new files here; never edit an applied one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_runs_and_scripts.sql",
-    sql: include_str!("../../migrations/0001_runs_and_scripts.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_runs_and_scripts.sql",
+        sql: include_str!("../../migrations/0001_runs_and_scripts.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_run_venv_signature.sql",
+        sql: include_str!("../../migrations/0002_run_venv_signature.sql"),
+    },
+];
 
 /// Applies the migrations not yet applied; returns how many it applied.
 pub async fn migrate(pool: &DbPool) -> Result<usize, DbError> {

@@ -18,6 +18,7 @@ pub mod message;
 pub mod metrics;
 pub mod names;
 pub mod ops_http;
+pub mod requirements;
 pub mod run_state;
 pub mod runs;
 pub mod scripts;

@@ -87,3 +87,77 @@ pub fn render() -> String {
         .expect("text encoding does not fail");
     String::from_utf8(buf).expect("text format is UTF-8")
 }
+
+fn plain_counter(name: &str, help: &str) -> prometheus::IntCounter {
+    let c = prometheus::IntCounter::new(name, help).expect("valid metric");
+    REGISTRY
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+fn plain_gauge(name: &str, help: &str) -> prometheus::IntGauge {
+    let g = prometheus::IntGauge::new(name, help).expect("valid metric");
+    REGISTRY
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+/// Runs whose venv was already cached.
+pub static VENV_HITS: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    plain_counter(
+        "runfleet_venv_cache_hits_total",
+        "Python runs whose venv was already cached.",
+    )
+});
+
+/// Venv builds started because a set was not cached.
+pub static VENV_MISSES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    plain_counter(
+        "runfleet_venv_cache_misses_total",
+        "Venv builds started because the set was not cached.",
+    )
+});
+
+/// Failed venv installs.
+pub static VENV_INSTALL_FAILURES: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    plain_counter(
+        "runfleet_venv_install_failures_total",
+        "Venv installs that failed (nothing cached).",
+    )
+});
+
+/// Venvs evicted by age or size.
+pub static VENV_EVICTIONS: LazyLock<prometheus::IntCounter> = LazyLock::new(|| {
+    plain_counter(
+        "runfleet_venv_evictions_total",
+        "Venvs removed by age or size limits.",
+    )
+});
+
+/// Venvs in the cache.
+pub static VENV_ENTRIES: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
+    plain_gauge(
+        "runfleet_venv_cache_entries",
+        "Venvs in this consumer's cache.",
+    )
+});
+
+/// Bytes used by cached venvs.
+pub static VENV_BYTES: LazyLock<prometheus::IntGauge> =
+    LazyLock::new(|| plain_gauge("runfleet_venv_cache_bytes", "Disk used by cached venvs."));
+
+/// Time to build one venv.
+pub static VENV_INSTALL_SECONDS: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
+    let h = prometheus::Histogram::with_opts(
+        HistogramOpts::new("runfleet_venv_install_seconds", "Time to build one venv.").buckets(
+            vec![0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0],
+        ),
+    )
+    .expect("valid metric");
+    REGISTRY
+        .register(Box::new(h.clone()))
+        .expect("unique metric");
+    h
+});

@@ -94,6 +94,8 @@ pub struct ClaimedRun {
     pub language: String,
     /// Script source.
     pub content: String,
+    /// pip requirement lines registered with the script version.
+    pub requirements: Vec<String>,
     /// SHA-256 of the content (file cache key on the consumer).
     pub sha256: String,
     /// The parameter object.
@@ -134,7 +136,7 @@ pub async fn claim(
               WHERE r.id = $1 AND r.attempt = $2 AND r.status = 'queued'
                 AND s.name = r.script_name AND s.version = r.script_version
           RETURNING r.script_name, s.language, s.content, s.sha256, r.parameters,
-                    r.timeout_seconds, r.submitted_at",
+                    r.timeout_seconds, r.submitted_at, s.requirements",
             &[&run_id, &attempt, &worker],
         )
         .await?;
@@ -149,6 +151,7 @@ pub async fn claim(
             parameters: row.get(4),
             timeout_seconds: row.get(5),
             submitted_at: row.get(6),
+            requirements: row.get(7),
         })));
     }
     let current = client
@@ -189,6 +192,8 @@ pub struct Outcome {
     pub stdout: CapturedOutput,
     /// Captured stderr.
     pub stderr: CapturedOutput,
+    /// Signature of the venv the run used (None: no venv).
+    pub venv_signature: Option<String>,
 }
 
 /// `running → <final>` for (`run_id`, `attempt`) and the attempt's logs, in one
@@ -205,7 +210,7 @@ pub async fn finish(
     let moved = tx
         .execute(
             "UPDATE runs SET status = $3, finished_at = now(), exit_code = $4,
-                    error_code = $5, error = $6, result = $7
+                    error_code = $5, error = $6, result = $7, venv_signature = $8
               WHERE id = $1 AND attempt = $2 AND status = 'running'",
             &[
                 &run_id,
@@ -215,6 +220,7 @@ pub async fn finish(
                 &outcome.error_code,
                 &outcome.error,
                 &outcome.result,
+                &outcome.venv_signature,
             ],
         )
         .await?;

@@ -103,11 +103,13 @@ pub struct Run {
     /// JSON the script wrote to `RUNFLEET_RESULT_PATH`.
     #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
+    /// Signature of the venv (requirement set) a Python run used; null when none.
+    pub venv_signature: Option<String>,
 }
 
 const COLUMNS: &str = "id, script_name, script_version, parameters, queue, status, attempt, \
     triggered_by, idempotency_key, timeout_seconds, submitted_at, started_at, finished_at, \
-    worker, exit_code, error_code, error, result";
+    worker, exit_code, error_code, error, result, venv_signature";
 
 fn from_row(row: &Row) -> Run {
     let status: String = row.get(5);
@@ -137,6 +139,7 @@ fn from_row(row: &Row) -> Run {
             }),
         },
         result: row.get(17),
+        venv_signature: row.get(18),
     }
 }
 

@@ -152,6 +152,16 @@ fn check_requirements(reqs: &[String]) -> Result<Vec<String>, Error> {
                 ),
             ));
         }
+        if let Err(e) = crate::requirements::parse_line(line) {
+            return Err(Error::invalid(
+                "invalid_requirements",
+                format!("requirements[{i}]"),
+                format!(
+                    "{}: {}; write a PEP 508 requirement such as requests>=2,<3",
+                    e.line, e.reason
+                ),
+            ));
+        }
         out.push(line.to_string());
     }
     Ok(out)
@@ -191,6 +201,18 @@ pub async fn register(
         ));
     }
     let requirements = check_requirements(&new.requirements)?;
+    if language == "python" {
+        let inline = crate::requirements::pep723_dependencies(&new.content).map_err(|e| {
+            Error::invalid(
+                "invalid_requirements",
+                "content",
+                format!("the script's PEP 723 block is invalid: {e}"),
+            )
+        })?;
+        let mut set = crate::requirements::RequirementSet::new();
+        set.extend(requirements.iter().chain(&inline).map(String::as_str))
+            .map_err(|e| Error::invalid("invalid_requirements", "requirements", e.to_string()))?;
+    }
     let sha256 = sha256_hex(new.content.as_bytes());
     let fingerprint =
         sha256_hex(format!("{language}\n{sha256}\n{}", requirements.join("\n")).as_bytes());
@@ -361,5 +383,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(check_requirements(&["".into()]).is_err());
+        assert!(check_requirements(&["requests>>2".into()]).is_err());
+        assert!(check_requirements(&["-r other.txt".into()]).is_err());
     }
 }

@@ -26,6 +26,107 @@ pub struct ConsumerConfig {
     /// Worker settings.
     #[serde(default)]
     pub consumer: WorkerConfig,
+    /// Requirements every Python run gets (`RUNFLEET_PYTHON__*`).
+    #[serde(default)]
+    pub python: PythonConfig,
+    /// The venv cache (`RUNFLEET_VENV__*`).
+    #[serde(default)]
+    pub venv: VenvConfig,
+    /// Package index settings (`RUNFLEET_PIP__*`).
+    #[serde(default)]
+    pub pip: PipConfig,
+}
+
+/// The base requirement set and whether missing venvs may be installed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PythonConfig {
+    /// A requirements.txt merged into every Python run's set.
+    pub requirements_file: Option<PathBuf>,
+    /// Packages merged into every Python run's set (comma- or space-separated).
+    #[serde(deserialize_with = "string_list")]
+    pub packages: Vec<String>,
+    /// When false, a run whose set is not cached fails instead of installing it.
+    pub auto_install: bool,
+}
+
+impl Default for PythonConfig {
+    fn default() -> Self {
+        PythonConfig {
+            requirements_file: None,
+            packages: Vec::new(),
+            auto_install: true,
+        }
+    }
+}
+
+/// Which tool builds venvs.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallerChoice {
+    /// uv when it is found, else `python -m venv` + pip.
+    Auto,
+    /// Always uv.
+    Uv,
+    /// Always `python -m venv` + pip.
+    Pip,
+}
+
+/// Where venvs live and how long they are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct VenvConfig {
+    /// One directory per requirement-set signature (the pod's own volume).
+    pub cache_dir: PathBuf,
+    /// The installer's download cache (default `<cache_dir>/.downloads`).
+    pub download_cache_dir: Option<PathBuf>,
+    /// Evict venvs not used for this many days.
+    pub ttl_days: Option<u64>,
+    /// Evict least recently used venvs while the cache is larger than this.
+    pub max_bytes: Option<u64>,
+    /// `auto`, `uv` or `pip`.
+    pub installer: InstallerChoice,
+    /// The uv executable.
+    pub uv: String,
+    /// Longest an install may take (seconds).
+    pub install_timeout_seconds: u64,
+    /// How often eviction runs (seconds).
+    pub eviction_interval_seconds: u64,
+}
+
+impl Default for VenvConfig {
+    fn default() -> Self {
+        VenvConfig {
+            cache_dir: PathBuf::from("/var/lib/runfleet/venvs"),
+            download_cache_dir: None,
+            ttl_days: None,
+            max_bytes: None,
+            installer: InstallerChoice::Auto,
+            uv: "uv".into(),
+            install_timeout_seconds: 900,
+            eviction_interval_seconds: 300,
+        }
+    }
+}
+
+/// Package index settings. `PIP_*` variables already in the environment win over these;
+/// these win over a mounted `pip.conf`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PipConfig {
+    /// Main index, e.g. `https://pypi.example.com/simple`.
+    pub index_url: Option<String>,
+    /// Further indexes (comma- or space-separated).
+    #[serde(deserialize_with = "string_list")]
+    pub extra_index_url: Vec<String>,
+    /// Hosts trusted without valid TLS (comma- or space-separated).
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_host: Vec<String>,
+    /// Network timeout (seconds).
+    pub timeout: Option<u64>,
+    /// Further installer arguments, space-separated.
+    #[serde(deserialize_with = "string_list")]
+    pub extra_args: Vec<String>,
 }
 
 fn default_http() -> HttpConfig {
@@ -107,6 +208,40 @@ impl Validate for ConsumerConfig {
                 "consumer.worker_id",
                 "must not be empty",
             ));
+        }
+        if self.venv.install_timeout_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "venv.install_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
+        if self.venv.eviction_interval_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "venv.eviction_interval_seconds",
+                "must be at least 1",
+            ));
+        }
+        for (key, url) in self
+            .pip
+            .index_url
+            .iter()
+            .map(|u| ("pip.index_url", u))
+            .chain(
+                self.pip
+                    .extra_index_url
+                    .iter()
+                    .map(|u| ("pip.extra_index_url", u)),
+            )
+        {
+            if !(url.starts_with("http://")
+                || url.starts_with("https://")
+                || url.starts_with("file://"))
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be an http(s):// or file:// URL",
+                ));
+            }
         }
         if c.output_limit_bytes < 1024 {
             return Err(ConfigError::invalid(

@@ -3,6 +3,7 @@
 //! file read back into an [`Outcome`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use runfleet_common::run_state::{CapturedOutput, ClaimedRun, Outcome, RunStatus};
@@ -13,6 +14,7 @@ use tokio::process::Command;
 use crate::argv::parameters_to_args;
 use crate::child::{self, Limits};
 use crate::config::WorkerConfig;
+use crate::venv::{Lease, VenvCache, VenvError};
 
 /// Variables passed through from the consumer's own environment; nothing else is (the
 /// consumer's database and broker URLs must never reach a script).
@@ -22,6 +24,7 @@ const PASSED_THROUGH: &[&str] = &["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ"];
 #[derive(Debug, Clone)]
 pub struct Executor {
     config: WorkerConfig,
+    venvs: Arc<VenvCache>,
 }
 
 /// The outcome and how long the script itself ran.
@@ -42,22 +45,50 @@ fn failure(code: &str, message: String) -> Outcome {
         result: None,
         stdout: CapturedOutput::default(),
         stderr: CapturedOutput::default(),
+        venv_signature: None,
     }
 }
 
 impl Executor {
     /// An executor; creates the working and script-cache directories.
-    pub fn new(config: WorkerConfig) -> std::io::Result<Self> {
+    pub fn new(config: WorkerConfig, venvs: Arc<VenvCache>) -> std::io::Result<Self> {
         std::fs::create_dir_all(config.work_dir.join("runs"))?;
         std::fs::create_dir_all(config.work_dir.join("scripts"))?;
-        Ok(Executor { config })
+        Ok(Executor { config, venvs })
     }
 
-    fn interpreter(&self, language: &str) -> Option<&str> {
-        match language {
-            "python" => Some(&self.config.python),
-            "shell" => Some(&self.config.shell),
-            _ => None,
+    /// The interpreter for a run, and the venv lease that must outlive the script (Python
+    /// runs with dependencies). Errors are the run's failure.
+    async fn interpreter(&self, run: &ClaimedRun) -> Result<(PathBuf, Option<Lease>), Executed> {
+        match run.language.as_str() {
+            "shell" => Ok((PathBuf::from(&self.config.shell), None)),
+            "python" => {
+                let prepared = match self.venvs.requirement_set(&run.requirements, &run.content) {
+                    Ok(set) => self.venvs.prepare(&set).await,
+                    Err(e) => Err(e),
+                };
+                match prepared {
+                    Ok(Some(lease)) => Ok((lease.python.clone(), Some(lease))),
+                    Ok(None) => Ok((self.venvs.interpreter().to_path_buf(), None)),
+                    Err(e) => {
+                        let mut outcome = failure(e.code(), e.to_string());
+                        if let VenvError::InstallFailed { tail, .. } = &e {
+                            outcome.stderr.text = tail.clone();
+                        }
+                        Err(Executed {
+                            outcome,
+                            elapsed: Duration::ZERO,
+                        })
+                    }
+                }
+            }
+            other => Err(Executed {
+                outcome: failure(
+                    "unsupported_language",
+                    format!("this consumer cannot run language '{other}'"),
+                ),
+                elapsed: Duration::ZERO,
+            }),
         }
     }
 
@@ -99,12 +130,11 @@ impl Executor {
             outcome: failure(code, message),
             elapsed: Duration::ZERO,
         };
-        let Some(interpreter) = self.interpreter(&run.language) else {
-            return not_started(
-                "unsupported_language",
-                format!("this consumer cannot run language '{}'", run.language),
-            );
+        let (interpreter, lease) = match self.interpreter(run).await {
+            Ok(found) => found,
+            Err(failed) => return failed,
         };
+        let venv_signature = lease.as_ref().map(|l| l.signature.clone());
         // A leftover directory from a crashed earlier try of this attempt is replaced.
         let _ = tokio::fs::remove_dir_all(work).await;
         if let Err(e) = tokio::fs::create_dir_all(work).await {
@@ -129,7 +159,7 @@ impl Executor {
             return not_started("workdir_failed", format!("cannot write params.json: {e}"));
         }
 
-        let mut command = Command::new(interpreter);
+        let mut command = Command::new(&interpreter);
         command
             .arg(&script)
             .args(parameters_to_args(&run.parameters))
@@ -164,12 +194,15 @@ impl Executor {
                 return not_started(
                     "spawn_failed",
                     format!(
-                        "could not start '{interpreter}' for {}: {e} (check consumer.python / consumer.shell)",
+                        "could not start '{}' for {}: {e} (check consumer.python / consumer.shell)",
+                        interpreter.display(),
                         run.script_name
                     ),
                 );
             }
         };
+        // The venv may be evicted again once the script is done with it.
+        drop(lease);
         let (result, result_error) = self.read_result(&result_path).await;
         let mut outcome = Outcome {
             status: RunStatus::Succeeded,
@@ -179,6 +212,7 @@ impl Executor {
             result,
             stdout: finished.stdout,
             stderr: finished.stderr,
+            venv_signature,
         };
         if finished.timed_out {
             outcome.status = RunStatus::TimedOut;

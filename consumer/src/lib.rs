@@ -7,12 +7,14 @@
 //! - [`child`] — process group, timeout, SIGTERM/SIGKILL, no orphans.
 //! - [`output`] — capped stdout/stderr capture.
 //! - [`argv`] — parameters → `--key value` arguments.
+//! - [`venv`] — the hash-isolated venv cache on the consumer's volume.
 
 pub mod argv;
 pub mod child;
 pub mod config;
 pub mod executor;
 pub mod output;
+pub mod venv;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -35,6 +37,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The venv cache could not be opened.
+    #[error(transparent)]
+    Venv(#[from] venv::OpenError),
     /// The working directory could not be created.
     #[error("cannot create consumer.work_dir {path}: {source}")]
     WorkDir {
@@ -50,6 +55,8 @@ pub struct Consumer {
     listener: TcpListener,
     worker: Arc<worker::Worker>,
     pool: db::DbPool,
+    venvs: Arc<venv::VenvCache>,
+    eviction_interval: std::time::Duration,
 }
 
 impl Consumer {
@@ -61,18 +68,24 @@ impl Consumer {
                 addr: config.http.listen.clone(),
                 source,
             })?;
-        let executor = executor::Executor::new(config.consumer.clone()).map_err(|source| {
-            StartError::WorkDir {
-                path: config.consumer.work_dir.display().to_string(),
-                source,
-            }
-        })?;
+        let venvs = Arc::new(venv::VenvCache::open(&config).await?);
+        let eviction_interval =
+            std::time::Duration::from_secs(config.venv.eviction_interval_seconds);
+        let executor =
+            executor::Executor::new(config.consumer.clone(), venvs.clone()).map_err(|source| {
+                StartError::WorkDir {
+                    path: config.consumer.work_dir.display().to_string(),
+                    source,
+                }
+            })?;
         let pool = db::pool(&config.database);
         let worker = Arc::new(worker::Worker::new(config, pool.clone(), executor));
         Ok(Consumer {
             listener,
             worker,
             pool,
+            venvs,
+            eviction_interval,
         })
     }
 
@@ -100,14 +113,46 @@ impl Consumer {
                 Ok(())
             })
         });
+        let venvs = self.venvs.clone();
+        let app = ops_http::router(ready).route(
+            "/venvs",
+            axum::routing::get(move || {
+                let venvs = venvs.clone();
+                async move { axum::Json(venvs.list()) }
+            }),
+        );
+        let evictor = tokio::spawn(evict_forever(
+            self.venvs.clone(),
+            self.eviction_interval,
+            shutdown.clone(),
+        ));
         let server_shutdown = shutdown.clone();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(self.listener, ops_http::router(ready))
+            let _ = axum::serve(self.listener, app)
                 .with_graceful_shutdown(server_shutdown.cancelled_owned())
                 .await;
         });
         self.worker.run(shutdown).await;
         let _ = server.await;
+        let _ = evictor.await;
+    }
+}
+
+/// Applies the venv cache's age and size limits every `interval`.
+async fn evict_forever(
+    venvs: Arc<venv::VenvCache>,
+    interval: std::time::Duration,
+    shutdown: Shutdown,
+) {
+    loop {
+        let removed = venvs.evict().await;
+        if removed > 0 {
+            tracing::info!(removed, "venv eviction");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! prefix and work directory, and removed again when the [`Fleet`] is dropped (also when
 //! the test fails).
 
+pub mod pyindex;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use runfleet_common::config::{AmqpConfig, DatabaseConfig, HttpConfig, LogConfig};
 use runfleet_common::shutdown::Shutdown;
-use runfleet_consumer::config::{ConsumerConfig, WorkerConfig};
+use runfleet_consumer::config::{
+    ConsumerConfig, InstallerChoice, PipConfig, PythonConfig, VenvConfig, WorkerConfig,
+};
 use runfleet_producer::config::{ApiConfig, ProducerConfig};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
@@ -43,6 +47,26 @@ pub struct FleetOptions {
     pub producer_via_proxy: bool,
     /// Start a consumer at all.
     pub with_consumer: bool,
+    /// The venv cache directory (default: a fresh one inside the fleet's work dir).
+    pub venv_cache_dir: Option<PathBuf>,
+    /// `pip.index_url` for the consumer.
+    pub index_url: Option<String>,
+    /// Which installer builds venvs (default: uv when [`test_uv`] finds one, else pip).
+    pub installer: Option<InstallerChoice>,
+    /// `python.auto_install`.
+    pub auto_install: bool,
+    /// `venv.max_bytes`.
+    pub venv_max_bytes: Option<u64>,
+    /// `venv.ttl_days`.
+    pub venv_ttl_days: Option<u64>,
+}
+
+/// The uv executable tests use: `RUNFLEET_TEST_UV`, else `uv` on PATH (None: pip only).
+pub fn test_uv() -> Option<String> {
+    if let Ok(p) = std::env::var("RUNFLEET_TEST_UV") {
+        return Some(p);
+    }
+    runfleet_consumer::venv::installer::which("uv").map(|p| p.display().to_string())
 }
 
 impl Default for FleetOptions {
@@ -52,6 +76,12 @@ impl Default for FleetOptions {
             output_limit_bytes: 1024 * 1024,
             producer_via_proxy: false,
             with_consumer: true,
+            venv_cache_dir: None,
+            index_url: None,
+            installer: None,
+            auto_install: true,
+            venv_max_bytes: None,
+            venv_ttl_days: None,
         }
     }
 }
@@ -72,9 +102,12 @@ pub struct Fleet {
     pub consumer_addr: Option<SocketAddr>,
     /// The proxy in front of RabbitMQ for the producer, if asked for.
     pub proxy: Option<BrokerProxy>,
+    /// The consumer's configuration (for restarts and external consumer processes).
+    pub consumer_config: ConsumerConfig,
     db_name: String,
     shutdown: Shutdown,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    consumer: Option<(Shutdown, tokio::task::JoinHandle<()>)>,
 }
 
 async fn admin_client() -> tokio_postgres::Client {
@@ -158,31 +191,49 @@ impl Fleet {
         tasks.push(tokio::spawn(producer.run(shutdown.clone())));
 
         let work_dir = std::env::temp_dir().join(format!("runfleet-test-{id}"));
-        let mut consumer_addr = None;
-        if opts.with_consumer {
-            let consumer_config = ConsumerConfig {
-                database,
-                amqp: amqp.clone(),
-                http: HttpConfig::on("127.0.0.1:0"),
-                log,
-                consumer: WorkerConfig {
-                    slots: opts.slots,
-                    queues: vec!["default".into(), "other".into()],
-                    worker_id: format!("test-consumer-{id}"),
-                    work_dir: work_dir.clone(),
-                    output_limit_bytes: opts.output_limit_bytes,
-                    kill_grace_seconds: 1,
-                    drain_seconds: 5,
-                    ..WorkerConfig::default()
-                },
-            };
-            let consumer = runfleet_consumer::Consumer::bind(consumer_config)
-                .await
-                .expect("bind consumer");
-            consumer_addr = Some(consumer.local_addr());
-            tasks.push(tokio::spawn(consumer.run(shutdown.clone())));
-        }
-        let fleet = Fleet {
+        let installer = opts.installer.unwrap_or(if test_uv().is_some() {
+            InstallerChoice::Uv
+        } else {
+            InstallerChoice::Pip
+        });
+        let consumer_config = ConsumerConfig {
+            database,
+            amqp: amqp.clone(),
+            http: HttpConfig::on("127.0.0.1:0"),
+            log,
+            consumer: WorkerConfig {
+                slots: opts.slots,
+                queues: vec!["default".into(), "other".into()],
+                worker_id: format!("test-consumer-{id}"),
+                work_dir: work_dir.clone(),
+                output_limit_bytes: opts.output_limit_bytes,
+                kill_grace_seconds: 1,
+                drain_seconds: 5,
+                ..WorkerConfig::default()
+            },
+            python: PythonConfig {
+                auto_install: opts.auto_install,
+                ..PythonConfig::default()
+            },
+            venv: VenvConfig {
+                cache_dir: opts
+                    .venv_cache_dir
+                    .clone()
+                    .unwrap_or_else(|| work_dir.join("venvs")),
+                download_cache_dir: Some(work_dir.join("downloads")),
+                ttl_days: opts.venv_ttl_days,
+                max_bytes: opts.venv_max_bytes,
+                installer,
+                uv: test_uv().unwrap_or_else(|| "uv".into()),
+                install_timeout_seconds: 120,
+                eviction_interval_seconds: 1,
+            },
+            pip: PipConfig {
+                index_url: opts.index_url.clone(),
+                ..PipConfig::default()
+            },
+        };
+        let mut fleet = Fleet {
             base,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
@@ -191,16 +242,67 @@ impl Fleet {
             db_url,
             amqp,
             work_dir,
-            consumer_addr,
+            consumer_addr: None,
             proxy,
+            consumer_config,
             db_name,
             shutdown,
             tasks,
+            consumer: None,
         };
         if opts.with_consumer {
-            fleet.wait_consumer_ready().await;
+            fleet.start_consumer().await;
         }
         fleet
+    }
+
+    /// Starts the in-process consumer (again) with [`Fleet::consumer_config`].
+    pub async fn start_consumer(&mut self) {
+        let token = self.shutdown.child_token();
+        let consumer = runfleet_consumer::Consumer::bind(self.consumer_config.clone())
+            .await
+            .expect("bind consumer");
+        self.consumer_addr = Some(consumer.local_addr());
+        let task = tokio::spawn(consumer.run(token.clone()));
+        self.consumer = Some((token, task));
+        self.wait_consumer_ready().await;
+    }
+
+    /// Stops the in-process consumer gracefully and waits for it.
+    pub async fn stop_consumer(&mut self) {
+        if let Some((token, task)) = self.consumer.take() {
+            token.cancel();
+            let _ = task.await;
+        }
+    }
+
+    /// Values of the named metrics on the consumer's `/metrics` (missing ones are absent).
+    pub async fn consumer_metrics(
+        &self,
+        names: &[&str],
+    ) -> std::collections::BTreeMap<String, f64> {
+        let text = self
+            .http
+            .get(format!("http://{}/metrics", self.consumer_addr.unwrap()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        pyindex::metric_values(&text, names)
+    }
+
+    /// The consumer's `/venvs` listing.
+    pub async fn venvs(&self) -> Vec<Value> {
+        self.http
+            .get(format!("http://{}/venvs", self.consumer_addr.unwrap()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     async fn wait_consumer_ready(&self) {
@@ -321,6 +423,9 @@ impl Drop for Fleet {
         for t in &self.tasks {
             t.abort();
         }
+        if let Some((_, task)) = &self.consumer {
+            task.abort();
+        }
         let db_name = self.db_name.clone();
         let amqp = self.amqp.clone();
         let work_dir = self.work_dir.clone();
@@ -433,5 +538,90 @@ pub fn process_running(pid: i32) -> bool {
             .trim_start()
             .starts_with('Z'),
         Err(_) => false,
+    }
+}
+
+/// A workspace binary next to the test executable (`target/<profile>/NAME`).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps/..");
+    let bin = dir.join(name);
+    assert!(
+        bin.is_file(),
+        "{} not built: run `cargo build --bins` (cargo nextest run --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+impl Fleet {
+    /// Starts `runfleet-consumer` as a separate process configured like the in-process one
+    /// (environment variables, as in production).
+    pub fn spawn_consumer_process(&self) -> std::process::Child {
+        let c = &self.consumer_config;
+        let installer = match c.venv.installer {
+            InstallerChoice::Uv => "uv",
+            InstallerChoice::Pip => "pip",
+            InstallerChoice::Auto => "auto",
+        };
+        let mut cmd = std::process::Command::new(workspace_bin("runfleet-consumer"));
+        cmd.env("RUNFLEET_DATABASE__URL", &c.database.url)
+            .env("RUNFLEET_AMQP__URL", &c.amqp.url)
+            .env("RUNFLEET_AMQP__PREFIX", &c.amqp.prefix)
+            .env("RUNFLEET_HTTP__LISTEN", "127.0.0.1:0")
+            .env("RUNFLEET_LOG__LEVEL", "warn")
+            .env("RUNFLEET_CONSUMER__SLOTS", c.consumer.slots.to_string())
+            .env("RUNFLEET_CONSUMER__QUEUES", c.consumer.queues.join(","))
+            .env(
+                "RUNFLEET_CONSUMER__WORKER_ID",
+                format!("{}-proc", c.consumer.worker_id),
+            )
+            .env("RUNFLEET_CONSUMER__WORK_DIR", &c.consumer.work_dir)
+            .env("RUNFLEET_VENV__CACHE_DIR", &c.venv.cache_dir)
+            .env("RUNFLEET_VENV__INSTALLER", installer)
+            .env("RUNFLEET_VENV__UV", &c.venv.uv)
+            .stdout(std::process::Stdio::null());
+        if let Some(d) = &c.venv.download_cache_dir {
+            cmd.env("RUNFLEET_VENV__DOWNLOAD_CACHE_DIR", d);
+        }
+        if let Some(u) = &c.pip.index_url {
+            cmd.env("RUNFLEET_PIP__INDEX_URL", u);
+        }
+        cmd.spawn().expect("start runfleet-consumer")
+    }
+}
+
+/// SIGKILLs `pid` and every descendant at once, as when a pod or node dies (the
+/// consumer's children live in process groups of their own).
+pub fn kill_tree(pid: u32) {
+    let mut parents: std::collections::HashMap<u32, Vec<u32>> = Default::default();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let after = stat.rsplit(')').next().unwrap_or("");
+        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+            parents.entry(ppid).or_default().push(child);
+        }
+    }
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        if let Some(kids) = parents.get(&all[i]) {
+            all.extend(kids);
+        }
+        i += 1;
+    }
+    for p in all {
+        // SAFETY: sending a signal touches no memory of ours.
+        unsafe {
+            libc::kill(p as i32, libc::SIGKILL);
+        }
     }
 }

@@ -376,6 +376,24 @@ async fn bad_inputs_get_clear_4xx_errors_naming_the_field() {
         Some("requirements[1]"),
     )
     .await;
+    expect_error(
+        f,
+        "/scripts",
+        json!({"name": "r.py", "content": "x", "requirements": ["requests>>2"]}),
+        422,
+        "invalid_requirements",
+        Some("requirements[0]"),
+    )
+    .await;
+    expect_error(
+        f,
+        "/scripts",
+        json!({"name": "r.py", "content": "# /// script\n# dependencies = 3\n# ///\n"}),
+        422,
+        "invalid_requirements",
+        Some("content"),
+    )
+    .await;
 
     // Oversized body (limit 256 KiB in tests) and oversized script (128 KiB).
     let big = "x".repeat(300 * 1024);
