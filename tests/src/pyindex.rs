@@ -42,6 +42,7 @@ pub type Package<'a> = (&'a str, &'a str, &'a [&'a str]);
 
 struct Shared {
     dir: PathBuf,
+    owned: bool,
     gate: watch::Receiver<bool>,
     downloads: AtomicUsize,
     waiting: AtomicUsize,
@@ -124,9 +125,15 @@ impl PyIndex {
             .status()
             .expect("python3 builds the test wheels");
         assert!(status.success(), "building test wheels failed");
+        Self::serve(dir, true).await
+    }
+
+    /// Serves the wheels already in `dir` (removed on drop only when `owned`).
+    pub async fn serve(dir: PathBuf, owned: bool) -> PyIndex {
         let (gate, gate_rx) = watch::channel(true);
         let shared = Arc::new(Shared {
             dir,
+            owned,
             gate: gate_rx,
             downloads: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
@@ -173,7 +180,9 @@ impl PyIndex {
 impl Drop for PyIndex {
     fn drop(&mut self) {
         self.server.abort();
-        let _ = std::fs::remove_dir_all(&self.shared.dir);
+        if self.shared.owned {
+            let _ = std::fs::remove_dir_all(&self.shared.dir);
+        }
     }
 }
 
