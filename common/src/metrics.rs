@@ -21,12 +21,17 @@ pub static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     registry
 });
 
-fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+/// Registers `metric` in [`REGISTRY`] and returns it (each metric is registered once, by
+/// its `LazyLock`).
+fn registered<M: prometheus::core::Collector + Clone + 'static>(metric: M) -> M {
     REGISTRY
-        .register(Box::new(c.clone()))
+        .register(Box::new(metric.clone()))
         .expect("unique metric");
-    c
+    metric
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    registered(IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
 }
 
 /// Runs accepted, by queue and trigger.
@@ -49,34 +54,30 @@ pub static RUNS_FINISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 /// Script execution time, by queue and final status.
 pub static RUN_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
-    let h = HistogramVec::new(
-        HistogramOpts::new(
-            "runfleet_run_duration_seconds",
-            "Script execution time, from process start to exit.",
+    registered(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "runfleet_run_duration_seconds",
+                "Script execution time, from process start to exit.",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+            ]),
+            &["queue", "status"],
         )
-        .buckets(vec![
-            0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
-        ]),
-        &["queue", "status"],
+        .expect("valid metric"),
     )
-    .expect("valid metric");
-    REGISTRY
-        .register(Box::new(h.clone()))
-        .expect("unique metric");
-    h
 });
 
 /// Consumer slots by state (`busy`, `idle`).
 pub static CONSUMER_SLOTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    let g = IntGaugeVec::new(
-        Opts::new("runfleet_consumer_slots", "Consumer run slots by state."),
-        &["state"],
+    registered(
+        IntGaugeVec::new(
+            Opts::new("runfleet_consumer_slots", "Consumer run slots by state."),
+            &["state"],
+        )
+        .expect("valid metric"),
     )
-    .expect("valid metric");
-    REGISTRY
-        .register(Box::new(g.clone()))
-        .expect("unique metric");
-    g
 });
 
 /// Renders every registered metric in the Prometheus text format.
@@ -89,19 +90,11 @@ pub fn render() -> String {
 }
 
 fn plain_counter(name: &str, help: &str) -> prometheus::IntCounter {
-    let c = prometheus::IntCounter::new(name, help).expect("valid metric");
-    REGISTRY
-        .register(Box::new(c.clone()))
-        .expect("unique metric");
-    c
+    registered(prometheus::IntCounter::new(name, help).expect("valid metric"))
 }
 
 fn plain_gauge(name: &str, help: &str) -> prometheus::IntGauge {
-    let g = prometheus::IntGauge::new(name, help).expect("valid metric");
-    REGISTRY
-        .register(Box::new(g.clone()))
-        .expect("unique metric");
-    g
+    registered(prometheus::IntGauge::new(name, help).expect("valid metric"))
 }
 
 /// Runs whose venv was already cached.
@@ -150,14 +143,12 @@ pub static VENV_BYTES: LazyLock<prometheus::IntGauge> =
 
 /// Time to build one venv.
 pub static VENV_INSTALL_SECONDS: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
-    let h = prometheus::Histogram::with_opts(
-        HistogramOpts::new("runfleet_venv_install_seconds", "Time to build one venv.").buckets(
-            vec![0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0],
-        ),
+    registered(
+        prometheus::Histogram::with_opts(
+            HistogramOpts::new("runfleet_venv_install_seconds", "Time to build one venv.").buckets(
+                vec![0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0],
+            ),
+        )
+        .expect("valid metric"),
     )
-    .expect("valid metric");
-    REGISTRY
-        .register(Box::new(h.clone()))
-        .expect("unique metric");
-    h
 });

@@ -460,15 +460,11 @@ impl VenvCache {
                 let _ = std::fs::remove_dir_all(&tmp);
                 VENV_INSTALL_FAILURES.inc();
                 let tail = index::redact_text(&failed.tail, &self.index);
-                tracing::warn!(
-                    signature,
-                    step = failed.step,
-                    reason = failed.reason,
-                    "venv install failed"
-                );
+                let reason = index::redact_text(&failed.reason, &self.index);
+                tracing::warn!(signature, step = failed.step, reason, "venv install failed");
                 return Err(VenvError::InstallFailed {
                     step: failed.step,
-                    reason: index::redact_text(&failed.reason, &self.index),
+                    reason,
                     tail,
                 });
             }
