@@ -83,6 +83,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0002_run_venv_signature.sql",
         sql: include_str!("../../migrations/0002_run_venv_signature.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_run_heartbeat.sql",
+        sql: include_str!("../../migrations/0003_run_heartbeat.sql"),
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many it applied.

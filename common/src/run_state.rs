@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! queued → running → succeeded | failed | timed_out
+//!            │
+//!            └─ heartbeat stale (consumer died) → queued, attempt + 1
 //! ```
 //! (`cancelled`, `retrying` and `dead` exist in the schema for the reliability work.)
 //! Each UPDATE names the status (and attempt) it moves from, so a stale or duplicate
@@ -131,7 +133,8 @@ pub async fn claim(
 ) -> Result<Claim, DbError> {
     let row = client
         .query_opt(
-            "UPDATE runs r SET status = 'running', started_at = now(), worker = $3
+            "UPDATE runs r SET status = 'running', started_at = now(), worker = $3,
+                    heartbeat_at = now()
                FROM scripts s
               WHERE r.id = $1 AND r.attempt = $2 AND r.status = 'queued'
                 AND s.name = r.script_name AND s.version = r.script_version
@@ -245,6 +248,41 @@ pub async fn finish(
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Refreshes the heartbeat of the runs this consumer is executing (attempts given), so
+/// they are not reclaimed. Returns how many rows were still running those attempts.
+pub async fn heartbeat(client: &impl GenericClient, runs: &[(Uuid, i32)]) -> Result<u64, DbError> {
+    let ids: Vec<Uuid> = runs.iter().map(|r| r.0).collect();
+    let attempts: Vec<i32> = runs.iter().map(|r| r.1).collect();
+    Ok(client
+        .execute(
+            "UPDATE runs r SET heartbeat_at = now()
+               FROM unnest($1::uuid[], $2::int[]) AS mine(id, attempt)
+              WHERE r.id = mine.id AND r.attempt = mine.attempt AND r.status = 'running'",
+            &[&ids, &attempts],
+        )
+        .await?)
+}
+
+/// `running → queued` with `attempt + 1` for runs whose consumer stopped heartbeating for
+/// longer than `stale_after` (it was killed, or lost its node). They go back to the outbox
+/// so they are published again; the old attempt can no longer commit. Returns their ids.
+pub async fn reclaim_stale(
+    client: &impl GenericClient,
+    stale_after: std::time::Duration,
+) -> Result<Vec<Uuid>, DbError> {
+    let rows = client
+        .query(
+            "UPDATE runs SET status = 'queued', attempt = attempt + 1, reclaims = reclaims + 1,
+                    published_at = NULL, started_at = NULL, worker = NULL, heartbeat_at = NULL
+              WHERE status = 'running'
+                AND heartbeat_at < now() - make_interval(secs => $1)
+          RETURNING id",
+            &[&stale_after.as_secs_f64()],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Marks runs as published (their message is confirmed by the broker): out of the outbox.

@@ -105,11 +105,13 @@ pub struct Run {
     pub result: Option<Value>,
     /// Signature of the venv (requirement set) a Python run used; null when none.
     pub venv_signature: Option<String>,
+    /// Times the run was taken back from a consumer that died while running it.
+    pub reclaims: i32,
 }
 
 const COLUMNS: &str = "id, script_name, script_version, parameters, queue, status, attempt, \
     triggered_by, idempotency_key, timeout_seconds, submitted_at, started_at, finished_at, \
-    worker, exit_code, error_code, error, result, venv_signature";
+    worker, exit_code, error_code, error, result, venv_signature, reclaims";
 
 fn from_row(row: &Row) -> Run {
     let status: String = row.get(5);
@@ -140,6 +142,7 @@ fn from_row(row: &Row) -> Run {
         },
         result: row.get(17),
         venv_signature: row.get(18),
+        reclaims: row.get(19),
     }
 }
 

@@ -160,6 +160,9 @@ pub struct WorkerConfig {
     pub kill_grace_seconds: u64,
     /// Seconds to let running scripts finish after SIGTERM before killing them.
     pub drain_seconds: u64,
+    /// How often the heartbeat of running runs is refreshed (seconds). Keep it well below
+    /// the producer's `reclaim_after_seconds`.
+    pub heartbeat_seconds: u64,
 }
 
 fn hostname() -> String {
@@ -189,6 +192,7 @@ impl Default for WorkerConfig {
             result_limit_bytes: 1024 * 1024,
             kill_grace_seconds: 5,
             drain_seconds: 30,
+            heartbeat_seconds: 5,
         }
     }
 }
@@ -203,6 +207,12 @@ impl Validate for ConsumerConfig {
             return Err(ConfigError::invalid("consumer.slots", "give 1 to 1024"));
         }
         validate_queues("consumer.queues", &c.queues)?;
+        if c.heartbeat_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "consumer.heartbeat_seconds",
+                "must be at least 1",
+            ));
+        }
         if c.worker_id.is_empty() {
             return Err(ConfigError::invalid(
                 "consumer.worker_id",

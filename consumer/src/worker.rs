@@ -2,6 +2,7 @@
 //! in tasks bounded by a slot semaphore, each run claimed, executed, committed, and only
 //! then acked. Reconnects to RabbitMQ with backoff when the connection drops.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -22,6 +23,7 @@ use runfleet_common::run_state::{self, Claim};
 use runfleet_common::shutdown::Shutdown;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use uuid::Uuid;
 
 use crate::config::ConsumerConfig;
 use crate::executor::Executor;
@@ -33,6 +35,8 @@ pub struct Worker {
     executor: Executor,
     slots: Arc<Semaphore>,
     broker_up: AtomicBool,
+    /// Runs executing now (id → attempt), whose heartbeat this worker keeps fresh.
+    running: std::sync::Mutex<HashMap<Uuid, i32>>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -60,6 +64,7 @@ impl Worker {
             executor,
             slots: Arc::new(Semaphore::new(slots)),
             broker_up: AtomicBool::new(false),
+            running: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -108,6 +113,7 @@ impl Worker {
     /// Consumes until `shutdown`, then stops taking messages and lets running scripts
     /// finish for up to `consumer.drain_seconds`.
     pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let heartbeats = tokio::spawn(self.clone().heartbeat_forever());
         let mut tasks = JoinSet::new();
         let mut backoff = Duration::from_millis(200);
         let mut subscription = None;
@@ -165,6 +171,34 @@ impl Worker {
             }
         }
         self.drain(tasks, subscription).await;
+        heartbeats.abort();
+    }
+
+    /// Keeps the heartbeat of running runs fresh so the producer's reaper does not take
+    /// them back. It keeps going after shutdown starts (draining runs still need it) and is
+    /// stopped once the worker has drained.
+    async fn heartbeat_forever(self: Arc<Self>) {
+        let every = Duration::from_secs(self.config.consumer.heartbeat_seconds);
+        loop {
+            tokio::time::sleep(every).await;
+            let runs: Vec<(Uuid, i32)> = self
+                .running
+                .lock()
+                .expect("running map is never poisoned")
+                .iter()
+                .map(|(id, attempt)| (*id, *attempt))
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let beat = async {
+                let client = self.pool.get().await?;
+                run_state::heartbeat(&client, &runs).await
+            };
+            if let Err(e) = beat.await {
+                tracing::warn!(error = %e, runs = runs.len(), "cannot refresh run heartbeats");
+            }
+        }
     }
 
     async fn drain(&self, mut tasks: JoinSet<()>, subscription: Option<Subscription>) {
@@ -263,6 +297,10 @@ impl Worker {
             }
         };
         tracing::info!(%run_id, attempt = run.attempt, queue, script = run.script_name, "run started");
+        self.running
+            .lock()
+            .expect("running map is never poisoned")
+            .insert(run_id, run.attempt);
         let executed = self.executor.execute(&run, queue).await;
         let outcome = executed.outcome;
         let status = outcome.status.as_str();
@@ -292,6 +330,10 @@ impl Worker {
                 }
             }
         }
+        self.running
+            .lock()
+            .expect("running map is never poisoned")
+            .remove(&run_id);
         RUNS_FINISHED.with_label_values(&[queue, status]).inc();
         tracing::info!(%run_id, attempt = run.attempt, status, exit_code = ?outcome.exit_code,
             elapsed_ms = executed.elapsed.as_millis() as u64, "run finished");

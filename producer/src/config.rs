@@ -53,6 +53,10 @@ pub struct ApiConfig {
     /// A run's message is re-published by the sweeper once it is this old and unconfirmed
     /// (seconds); the submitting request normally publishes it long before.
     pub outbox_min_age_seconds: u64,
+    /// A running run whose consumer has not refreshed its heartbeat for this long (it was
+    /// killed or lost its node) is queued again as its next attempt (seconds). Keep it
+    /// several times the consumers' `heartbeat_seconds`.
+    pub reclaim_after_seconds: u64,
 }
 
 impl Default for ApiConfig {
@@ -66,6 +70,7 @@ impl Default for ApiConfig {
             max_parameters_bytes: 64 * 1024,
             outbox_interval_ms: 1000,
             outbox_min_age_seconds: 5,
+            reclaim_after_seconds: 30,
         }
     }
 }
@@ -106,6 +111,12 @@ impl Validate for ProducerConfig {
             return Err(ConfigError::invalid(
                 "producer.max_body_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if p.reclaim_after_seconds < 2 {
+            return Err(ConfigError::invalid(
+                "producer.reclaim_after_seconds",
+                "must be at least 2 (and several times the consumers' heartbeat_seconds)",
             ));
         }
         if p.outbox_interval_ms == 0 {

@@ -143,16 +143,33 @@ impl Producer {
     }
 }
 
-/// Publishes runs whose publish was not confirmed (broker down at submit, or a crash
-/// between commit and publish), every `producer.outbox_interval_ms`.
+/// Every `producer.outbox_interval_ms`: takes back runs whose consumer died (stale
+/// heartbeat) and publishes runs whose publish was not confirmed (broker down at submit, a
+/// crash between commit and publish, or just reclaimed).
 async fn sweep_outbox_forever(state: AppState, shutdown: Shutdown) {
     let cfg = &state.config.producer;
     let interval = Duration::from_millis(cfg.outbox_interval_ms);
     let min_age = Duration::from_secs(cfg.outbox_min_age_seconds);
+    let reclaim_after = Duration::from_secs(cfg.reclaim_after_seconds);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.cancelled() => return,
+        }
+        let reclaimed = async {
+            let client = state
+                .pool
+                .get()
+                .await
+                .map_err(runfleet_common::db::DbError::from)?;
+            runfleet_common::run_state::reclaim_stale(&client, reclaim_after).await
+        };
+        match reclaimed.await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(runs = ?ids, "runs whose consumer stopped heartbeating were queued again");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "reclaim sweep failed; will retry"),
         }
         loop {
             match runfleet_common::runs::sweep_outbox(&state.pool, &state.publisher, min_age, 500)

@@ -59,6 +59,8 @@ pub struct FleetOptions {
     pub venv_max_bytes: Option<u64>,
     /// `venv.ttl_days`.
     pub venv_ttl_days: Option<u64>,
+    /// `producer.reclaim_after_seconds`.
+    pub reclaim_after_seconds: u64,
 }
 
 /// The uv executable tests use: `RUNFLEET_TEST_UV`, else `uv` on PATH (None: pip only).
@@ -82,6 +84,7 @@ impl Default for FleetOptions {
             auto_install: true,
             venv_max_bytes: None,
             venv_ttl_days: None,
+            reclaim_after_seconds: 30,
         }
     }
 }
@@ -181,6 +184,7 @@ impl Fleet {
                 max_script_bytes: 128 * 1024,
                 outbox_interval_ms: 200,
                 outbox_min_age_seconds: 1,
+                reclaim_after_seconds: opts.reclaim_after_seconds,
                 ..ApiConfig::default()
             },
         };
@@ -209,6 +213,7 @@ impl Fleet {
                 output_limit_bytes: opts.output_limit_bytes,
                 kill_grace_seconds: 1,
                 drain_seconds: 5,
+                heartbeat_seconds: 1,
                 ..WorkerConfig::default()
             },
             python: PythonConfig {
@@ -580,6 +585,10 @@ impl Fleet {
                 format!("{}-proc", c.consumer.worker_id),
             )
             .env("RUNFLEET_CONSUMER__WORK_DIR", &c.consumer.work_dir)
+            .env(
+                "RUNFLEET_CONSUMER__HEARTBEAT_SECONDS",
+                c.consumer.heartbeat_seconds.to_string(),
+            )
             .env("RUNFLEET_VENV__CACHE_DIR", &c.venv.cache_dir)
             .env("RUNFLEET_VENV__INSTALLER", installer)
             .env("RUNFLEET_VENV__UV", &c.venv.uv)

@@ -1,0 +1,76 @@
+//! A consumer killed mid-run (kill -9, node loss): the run is taken back when its heartbeat
+//! goes stale and runs again as its next attempt on another consumer. A consumer that is
+//! alive keeps its long runs.
+
+use std::time::{Duration, Instant};
+
+use runfleet_tests::{Fleet, FleetOptions, kill_tree};
+use serde_json::json;
+
+const SCRIPT: &str = "import sys, time\nlog = sys.argv[sys.argv.index('--log') + 1]\nopen(log, 'a').write('start\\n')\ntime.sleep(float(sys.argv[sys.argv.index('--seconds') + 1]))\nopen(log, 'a').write('end\\n')\n";
+
+fn count(path: &std::path::Path, word: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l == word)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_consumer_was_killed_runs_again_on_another() {
+    let fleet = Fleet::start_with(FleetOptions {
+        with_consumer: false,
+        reclaim_after_seconds: 3,
+        ..FleetOptions::default()
+    })
+    .await;
+    fleet.register("slow.py", SCRIPT).await;
+    std::fs::create_dir_all(&fleet.work_dir).unwrap();
+    let log = fleet.work_dir.join("slow.log");
+    let mut first = fleet.spawn_consumer_process();
+    let id = fleet
+        .submit(json!({"script": "slow.py", "parameters": {"log": log.to_str().unwrap(), "seconds": 2}}))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&log, "start") == 0 {
+        assert!(Instant::now() < deadline, "run never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    kill_tree(first.id());
+    let _ = first.wait();
+
+    let mut second = fleet.spawn_consumer_process();
+    let run = fleet.wait_final(&id, Duration::from_secs(60)).await;
+    kill_tree(second.id());
+    let _ = second.wait();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["attempt"], 2);
+    assert_eq!(run["reclaims"], 1);
+    assert!(run["worker"].as_str().unwrap().ends_with("-proc"));
+    // Started twice (the crash forced it, and the run says so), finished once.
+    assert_eq!(
+        count(&log, "start"),
+        1 + run["reclaims"].as_u64().unwrap() as usize
+    );
+    assert_eq!(count(&log, "end"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_consumer_keeps_a_run_longer_than_the_reclaim_time() {
+    let fleet = Fleet::start_with(FleetOptions {
+        reclaim_after_seconds: 2,
+        ..FleetOptions::default()
+    })
+    .await;
+    fleet.register("slow.py", SCRIPT).await;
+    let log = fleet.work_dir.join("live.log");
+    let id = fleet
+        .submit(json!({"script": "slow.py", "parameters": {"log": log.to_str().unwrap(), "seconds": 5}}))
+        .await;
+    let run = fleet.wait_final(&id, Duration::from_secs(60)).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["attempt"], 1, "a healthy run was reclaimed");
+    assert_eq!(run["reclaims"], 0);
+    assert_eq!(count(&log, "start"), 1);
+}
