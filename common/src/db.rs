@@ -88,6 +88,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0003_run_heartbeat.sql",
         sql: include_str!("../../migrations/0003_run_heartbeat.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_run_cancel.sql",
+        sql: include_str!("../../migrations/0004_run_cancel.sql"),
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many it applied.

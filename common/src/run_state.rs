@@ -4,6 +4,8 @@
 //! queued → running → succeeded | failed | timed_out
 //!            │
 //!            └─ heartbeat stale (consumer died) → queued, attempt + 1
+//! queued → cancelled                       (POST /runs/{id}/cancel)
+//! running → cancel requested → cancelled   (the consumer terminates the script)
 //! ```
 //! (`cancelled`, `retrying` and `dead` exist in the schema for the reliability work.)
 //! Each UPDATE names the status (and attempt) it moves from, so a stale or duplicate
@@ -280,6 +282,74 @@ pub async fn reclaim_stale(
                 AND heartbeat_at < now() - make_interval(secs => $1)
           RETURNING id",
             &[&stale_after.as_secs_f64()],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// What a cancel request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// It had not started: it is `cancelled` now and never will start.
+    Cancelled,
+    /// It is running: its consumer was asked to terminate it.
+    Requested,
+    /// It had already finished with this status.
+    AlreadyFinal(RunStatus),
+    /// No such run.
+    Unknown,
+}
+
+/// Cancels a run: `queued → cancelled` at once; a running run gets `cancel_requested_at`
+/// and its consumer terminates it and records `cancelled`.
+pub async fn cancel(client: &impl GenericClient, run_id: Uuid) -> Result<CancelOutcome, DbError> {
+    let now_cancelled = client
+        .execute(
+            "UPDATE runs SET status = 'cancelled', finished_at = now(), cancel_requested_at = now(),
+                    error_code = 'cancelled', error = 'cancelled before it started'
+              WHERE id = $1 AND status IN ('queued', 'retrying')",
+            &[&run_id],
+        )
+        .await?;
+    if now_cancelled == 1 {
+        return Ok(CancelOutcome::Cancelled);
+    }
+    let requested = client
+        .execute(
+            "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, now())
+              WHERE id = $1 AND status = 'running'",
+            &[&run_id],
+        )
+        .await?;
+    if requested == 1 {
+        return Ok(CancelOutcome::Requested);
+    }
+    let row = client
+        .query_opt("SELECT status FROM runs WHERE id = $1", &[&run_id])
+        .await?;
+    Ok(match row {
+        None => CancelOutcome::Unknown,
+        Some(row) => {
+            let status: String = row.get(0);
+            match RunStatus::parse(&status) {
+                Some(s) if s.is_final() => CancelOutcome::AlreadyFinal(s),
+                // It moved between the statements (e.g. reclaimed to queued): try again.
+                _ => Box::pin(cancel(client, run_id)).await?,
+            }
+        }
+    })
+}
+
+/// Of the given runs, those a cancel was requested for while they run.
+pub async fn cancel_requested(
+    client: &impl GenericClient,
+    run_ids: &[Uuid],
+) -> Result<Vec<Uuid>, DbError> {
+    let rows = client
+        .query(
+            "SELECT id FROM runs
+              WHERE id = ANY($1) AND status = 'running' AND cancel_requested_at IS NOT NULL",
+            &[&run_ids],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())

@@ -107,11 +107,13 @@ pub struct Run {
     pub venv_signature: Option<String>,
     /// Times the run was taken back from a consumer that died while running it.
     pub reclaims: i32,
+    /// When a cancel was requested (the run ends as `cancelled` shortly after).
+    pub cancel_requested_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, script_name, script_version, parameters, queue, status, attempt, \
     triggered_by, idempotency_key, timeout_seconds, submitted_at, started_at, finished_at, \
-    worker, exit_code, error_code, error, result, venv_signature, reclaims";
+    worker, exit_code, error_code, error, result, venv_signature, reclaims, cancel_requested_at";
 
 fn from_row(row: &Row) -> Run {
     let status: String = row.get(5);
@@ -143,6 +145,7 @@ fn from_row(row: &Row) -> Run {
         result: row.get(17),
         venv_signature: row.get(18),
         reclaims: row.get(19),
+        cancel_requested_at: row.get(20),
     }
 }
 

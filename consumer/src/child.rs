@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use runfleet_common::run_state::CapturedOutput;
 use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
 
 use crate::output::capture;
 
@@ -16,6 +17,8 @@ pub struct Finished {
     pub status: Option<ExitStatus>,
     /// True when the timeout fired.
     pub timed_out: bool,
+    /// True when it was stopped by `cancel`.
+    pub cancelled: bool,
     /// Wall time from spawn to exit.
     pub elapsed: Duration,
     /// Captured stdout.
@@ -58,9 +61,14 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Spawns `command` as the leader of a new process group and waits for it within `limits`.
+/// Spawns `command` as the leader of a new process group and waits for it within `limits`
+/// or until `cancel` fires (then the group is stopped as on a timeout).
 /// Returns the spawn error if it could not start.
-pub async fn run(mut command: Command, limits: &Limits) -> std::io::Result<Finished> {
+pub async fn run(
+    mut command: Command,
+    limits: &Limits,
+    cancel: &CancellationToken,
+) -> std::io::Result<Finished> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -80,9 +88,14 @@ pub async fn run(mut command: Command, limits: &Limits) -> std::io::Result<Finis
         limits.output_limit,
     ));
 
-    let (status, timed_out) = match tokio::time::timeout(limits.timeout, child.wait()).await {
-        Ok(status) => (Some(status?), false),
-        Err(_) => {
+    let stop = tokio::select! {
+        status = child.wait() => Ok(status?),
+        _ = tokio::time::sleep(limits.timeout) => Err(true),
+        _ = cancel.cancelled() => Err(false),
+    };
+    let (status, timed_out, cancelled) = match stop {
+        Ok(status) => (Some(status), false, false),
+        Err(timed_out) => {
             signal_group(pgid, libc::SIGTERM);
             if tokio::time::timeout(limits.kill_grace, child.wait())
                 .await
@@ -91,7 +104,7 @@ pub async fn run(mut command: Command, limits: &Limits) -> std::io::Result<Finis
                 signal_group(pgid, libc::SIGKILL);
                 child.wait().await?;
             }
-            (None, true)
+            (None, timed_out, !timed_out)
         }
     };
     let elapsed = started.elapsed();
@@ -114,6 +127,7 @@ pub async fn run(mut command: Command, limits: &Limits) -> std::io::Result<Finis
     Ok(Finished {
         status,
         timed_out,
+        cancelled,
         elapsed,
         stdout,
         stderr,
@@ -153,9 +167,13 @@ mod tests {
 
     #[tokio::test]
     async fn captures_exit_code_and_streams() {
-        let f = run(sh("echo out; echo err >&2; exit 3"), &limits(5000))
-            .await
-            .unwrap();
+        let f = run(
+            sh("echo out; echo err >&2; exit 3"),
+            &limits(5000),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(f.status.unwrap().code(), Some(3));
         assert!(!f.timed_out);
         assert_eq!(f.stdout.text, "out\n");
@@ -171,7 +189,9 @@ mod tests {
             "trap '' TERM; sleep 30 & echo $! > {}; wait",
             pidfile.display()
         );
-        let f = run(sh(&script), &limits(300)).await.unwrap();
+        let f = run(sh(&script), &limits(300), &CancellationToken::new())
+            .await
+            .unwrap();
         assert!(f.timed_out);
         assert!(f.status.is_none());
         let grandchild: i32 = std::fs::read_to_string(&pidfile)
@@ -188,7 +208,13 @@ mod tests {
 
     #[tokio::test]
     async fn background_leftovers_are_killed_after_a_normal_exit() {
-        let f = run(sh("sleep 30 & echo $!"), &limits(5000)).await.unwrap();
+        let f = run(
+            sh("sleep 30 & echo $!"),
+            &limits(5000),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(f.status.unwrap().code(), Some(0));
         let pid: i32 = f.stdout.text.trim().parse().unwrap();
         std::thread::sleep(Duration::from_millis(100));
@@ -196,8 +222,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn cancel_stops_the_group_promptly() {
+        let cancel = CancellationToken::new();
+        let fire = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            fire.cancel();
+        });
+        let started = std::time::Instant::now();
+        let f = run(sh("sleep 30"), &limits(60_000), &cancel).await.unwrap();
+        assert!(f.cancelled && !f.timed_out);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
     async fn spawn_failure_is_an_error() {
-        let err = run(Command::new("/nonexistent/interpreter"), &limits(1000)).await;
+        let err = run(
+            Command::new("/nonexistent/interpreter"),
+            &limits(1000),
+            &CancellationToken::new(),
+        )
+        .await;
         assert!(err.is_err());
     }
 }

@@ -10,6 +10,7 @@ use runfleet_common::run_state::{CapturedOutput, ClaimedRun, Outcome, RunStatus}
 use runfleet_common::runs::contains_nul;
 use serde_json::Value;
 use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
 
 use crate::argv::parameters_to_args;
 use crate::child::{self, Limits};
@@ -112,20 +113,31 @@ impl Executor {
 
     /// Runs `run` to completion (or timeout) and reports how it ended. Never panics on
     /// script problems: they become a `failed` outcome with a clear error.
-    pub async fn execute(&self, run: &ClaimedRun, queue: &str) -> Executed {
+    pub async fn execute(
+        &self,
+        run: &ClaimedRun,
+        queue: &str,
+        cancel: &CancellationToken,
+    ) -> Executed {
         let work = self
             .config
             .work_dir
             .join("runs")
             .join(format!("{}-{}", run.run_id, run.attempt));
-        let executed = self.execute_in(run, queue, &work).await;
+        let executed = self.execute_in(run, queue, &work, cancel).await;
         if !self.config.keep_work_dirs {
             let _ = tokio::fs::remove_dir_all(&work).await;
         }
         executed
     }
 
-    async fn execute_in(&self, run: &ClaimedRun, queue: &str, work: &Path) -> Executed {
+    async fn execute_in(
+        &self,
+        run: &ClaimedRun,
+        queue: &str,
+        work: &Path,
+        cancel: &CancellationToken,
+    ) -> Executed {
         let not_started = |code: &str, message: String| Executed {
             outcome: failure(code, message),
             elapsed: Duration::ZERO,
@@ -188,7 +200,7 @@ impl Executor {
             kill_grace: Duration::from_secs(self.config.kill_grace_seconds),
             output_limit: self.config.output_limit_bytes,
         };
-        let finished = match child::run(command, &limits).await {
+        let finished = match child::run(command, &limits, cancel).await {
             Ok(f) => f,
             Err(e) => {
                 return not_started(
@@ -214,7 +226,14 @@ impl Executor {
             stderr: finished.stderr,
             venv_signature,
         };
-        if finished.timed_out {
+        if finished.cancelled {
+            outcome.status = RunStatus::Cancelled;
+            outcome.error_code = Some("cancelled".into());
+            outcome.error = Some(
+                "cancelled by request; its process group was terminated (SIGTERM, then SIGKILL)"
+                    .into(),
+            );
+        } else if finished.timed_out {
             outcome.status = RunStatus::TimedOut;
             outcome.error_code = Some("timed_out".into());
             outcome.error = Some(format!(

@@ -23,6 +23,7 @@ use runfleet_common::run_state::{self, Claim};
 use runfleet_common::shutdown::Shutdown;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::ConsumerConfig;
@@ -35,8 +36,9 @@ pub struct Worker {
     executor: Executor,
     slots: Arc<Semaphore>,
     broker_up: AtomicBool,
-    /// Runs executing now (id → attempt), whose heartbeat this worker keeps fresh.
-    running: std::sync::Mutex<HashMap<Uuid, i32>>,
+    /// Runs executing now: id → (attempt, cancel token). Their heartbeat is kept fresh and
+    /// their cancel requests are watched for.
+    running: std::sync::Mutex<HashMap<Uuid, (i32, CancellationToken)>>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -113,7 +115,7 @@ impl Worker {
     /// Consumes until `shutdown`, then stops taking messages and lets running scripts
     /// finish for up to `consumer.drain_seconds`.
     pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
-        let heartbeats = tokio::spawn(self.clone().heartbeat_forever());
+        let watcher = tokio::spawn(self.clone().watch_running_forever());
         let mut tasks = JoinSet::new();
         let mut backoff = Duration::from_millis(200);
         let mut subscription = None;
@@ -171,32 +173,55 @@ impl Worker {
             }
         }
         self.drain(tasks, subscription).await;
-        heartbeats.abort();
+        watcher.abort();
     }
 
-    /// Keeps the heartbeat of running runs fresh so the producer's reaper does not take
-    /// them back. It keeps going after shutdown starts (draining runs still need it) and is
-    /// stopped once the worker has drained.
-    async fn heartbeat_forever(self: Arc<Self>) {
-        let every = Duration::from_secs(self.config.consumer.heartbeat_seconds);
+    /// For the runs executing now: every 500 ms, terminates those a cancel was requested
+    /// for; every `heartbeat_seconds`, refreshes their heartbeat so the producer's reaper
+    /// does not take them back. It keeps going after shutdown starts (draining runs still
+    /// need it) and is stopped once the worker has drained.
+    async fn watch_running_forever(self: Arc<Self>) {
+        const CANCEL_CHECK: Duration = Duration::from_millis(500);
+        let heartbeat_every = Duration::from_secs(self.config.consumer.heartbeat_seconds);
+        let mut last_beat = std::time::Instant::now();
         loop {
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(CANCEL_CHECK).await;
             let runs: Vec<(Uuid, i32)> = self
                 .running
                 .lock()
                 .expect("running map is never poisoned")
                 .iter()
-                .map(|(id, attempt)| (*id, *attempt))
+                .map(|(id, (attempt, _))| (*id, *attempt))
                 .collect();
             if runs.is_empty() {
                 continue;
             }
-            let beat = async {
+            let beat_due = last_beat.elapsed() >= heartbeat_every;
+            let checked = async {
                 let client = self.pool.get().await?;
-                run_state::heartbeat(&client, &runs).await
+                let ids: Vec<Uuid> = runs.iter().map(|r| r.0).collect();
+                let cancelled = run_state::cancel_requested(&client, &ids).await?;
+                if beat_due {
+                    run_state::heartbeat(&client, &runs).await?;
+                }
+                Ok::<_, runfleet_common::db::DbError>(cancelled)
             };
-            if let Err(e) = beat.await {
-                tracing::warn!(error = %e, runs = runs.len(), "cannot refresh run heartbeats");
+            match checked.await {
+                Ok(cancelled) => {
+                    if beat_due {
+                        last_beat = std::time::Instant::now();
+                    }
+                    let running = self.running.lock().expect("running map is never poisoned");
+                    for id in cancelled {
+                        if let Some((_, token)) = running.get(&id) {
+                            tracing::info!(run_id = %id, "cancel requested; terminating the run");
+                            token.cancel();
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, runs = runs.len(), "cannot check running runs")
+                }
             }
         }
     }
@@ -297,11 +322,12 @@ impl Worker {
             }
         };
         tracing::info!(%run_id, attempt = run.attempt, queue, script = run.script_name, "run started");
+        let cancel = CancellationToken::new();
         self.running
             .lock()
             .expect("running map is never poisoned")
-            .insert(run_id, run.attempt);
-        let executed = self.executor.execute(&run, queue).await;
+            .insert(run_id, (run.attempt, cancel.clone()));
+        let executed = self.executor.execute(&run, queue, &cancel).await;
         let outcome = executed.outcome;
         let status = outcome.status.as_str();
         RUN_DURATION

@@ -65,6 +65,10 @@ pub fn router(state: AppState) -> Router {
         .route("/runs", get(routes::runs::list).post(routes::runs::create))
         .route("/runs/{id}", get(routes::runs::get))
         .route("/runs/{id}/logs", get(routes::runs::logs))
+        .route(
+            "/runs/{id}/cancel",
+            axum::routing::post(routes::runs::cancel),
+        )
         .route("/runs/runs", axum::routing::post(routes::compat::create))
         .route("/runs/runs/{id}", get(routes::compat::get))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))

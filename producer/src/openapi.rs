@@ -23,6 +23,7 @@ use crate::routes;
         routes::runs::list,
         routes::runs::get,
         routes::runs::logs,
+        routes::runs::cancel,
         routes::compat::create,
         routes::compat::get,
     ),

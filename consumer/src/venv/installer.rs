@@ -101,11 +101,15 @@ async fn step(
         kill_grace: Duration::from_secs(2),
         output_limit: 256 * 1024,
     };
-    let finished = child::run(command, &limits).await.map_err(|e| StepFailed {
-        step: name.into(),
-        reason: format!("could not start: {e}"),
-        tail: String::new(),
-    })?;
+    // Installs are not cancelled with a run: other runs may be waiting for the same venv.
+    let never = tokio_util::sync::CancellationToken::new();
+    let finished = child::run(command, &limits, &never)
+        .await
+        .map_err(|e| StepFailed {
+            step: name.into(),
+            reason: format!("could not start: {e}"),
+            tail: String::new(),
+        })?;
     let output = format!("{}{}", finished.stdout.text, finished.stderr.text);
     let reason = if finished.timed_out {
         Some(format!(

@@ -92,6 +92,56 @@ pub async fn logs(
     Ok(Json(runs::logs(&state.pool, parse_run_id(&id)?).await?))
 }
 
+/// Cancels a run. A queued run is cancelled at once and never starts (200); a running
+/// run's consumer terminates its process group within about a second (202, then
+/// `cancelled`); a finished run cannot be cancelled (409).
+#[utoipa::path(post, path = "/runs/{id}/cancel", tag = "runs",
+    params(("id" = String, Path, description = "run id")),
+    responses(
+        (status = 200, description = "cancelled before it started", body = Run),
+        (status = 202, description = "running: its consumer is terminating it", body = Run),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "already finished", body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    use runfleet_common::run_state::{self, CancelOutcome};
+    let id = parse_run_id(&id)?;
+    let client = state
+        .pool
+        .get()
+        .await
+        .map_err(|e| ApiError::from(runfleet_common::Error::from(e)))?;
+    let outcome = run_state::cancel(&client, id)
+        .await
+        .map_err(|e| ApiError::from(runfleet_common::Error::Db(e)))?;
+    drop(client);
+    let status = match outcome {
+        CancelOutcome::Cancelled => StatusCode::OK,
+        CancelOutcome::Requested => StatusCode::ACCEPTED,
+        CancelOutcome::AlreadyFinal(s) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "run_finished",
+                format!(
+                    "run {id} already finished as {}; it cannot be cancelled",
+                    s.as_str()
+                ),
+            )
+            .with_field("id"));
+        }
+        CancelOutcome::Unknown => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "run_not_found",
+                format!("no run with id {id}"),
+            ));
+        }
+    };
+    Ok((status, Json(runs::get(&state.pool, id).await?)))
+}
+
 /// Query of `GET /runs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {

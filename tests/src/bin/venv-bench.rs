@@ -148,7 +148,8 @@ async fn hit_start_ms(executor: &Executor, requirements: &[String]) -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as f64;
-    let executed = executor.execute(&run, "default").await;
+    let never = tokio_util::sync::CancellationToken::new();
+    let executed = executor.execute(&run, "default", &never).await;
     let started = executed
         .outcome
         .result
