@@ -287,6 +287,23 @@ pub async fn reclaim_stale(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// `running → queued` with `attempt + 1` for runs this consumer stopped itself (drain
+/// grace over at shutdown), so they run again elsewhere without waiting for the reaper.
+/// Returns how many moved.
+pub async fn release(client: &impl GenericClient, runs: &[(Uuid, i32)]) -> Result<u64, DbError> {
+    let ids: Vec<Uuid> = runs.iter().map(|r| r.0).collect();
+    let attempts: Vec<i32> = runs.iter().map(|r| r.1).collect();
+    Ok(client
+        .execute(
+            "UPDATE runs r SET status = 'queued', attempt = r.attempt + 1, published_at = NULL,
+                    started_at = NULL, worker = NULL, heartbeat_at = NULL
+               FROM unnest($1::uuid[], $2::int[]) AS mine(id, attempt)
+              WHERE r.id = mine.id AND r.attempt = mine.attempt AND r.status = 'running'",
+            &[&ids, &attempts],
+        )
+        .await?)
+}
+
 /// What a cancel request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {

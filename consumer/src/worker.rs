@@ -246,9 +246,34 @@ impl Worker {
             // Dropping the tasks kills their process groups; their messages go back to the
             // queue when the connection closes.
             tasks.shutdown().await;
+            self.release_unfinished().await;
         }
         if let Some(sub) = subscription {
             let _ = sub.connection.close(200, "shutdown".into()).await;
+        }
+    }
+
+    /// Puts runs stopped by the end of the drain grace back in the queue as their next
+    /// attempt (the producer's outbox publishes them), rather than leaving them to the
+    /// reaper's heartbeat timeout.
+    async fn release_unfinished(&self) {
+        let runs: Vec<(Uuid, i32)> = self
+            .running
+            .lock()
+            .expect("running map is never poisoned")
+            .iter()
+            .map(|(id, (attempt, _))| (*id, *attempt))
+            .collect();
+        if runs.is_empty() {
+            return;
+        }
+        let released = async {
+            let client = self.pool.get().await?;
+            run_state::release(&client, &runs).await
+        };
+        match released.await {
+            Ok(n) => tracing::warn!(released = n, "runs stopped at shutdown were queued again"),
+            Err(e) => tracing::warn!(error = %e, "cannot release stopped runs; the reaper will"),
         }
     }
 

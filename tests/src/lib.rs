@@ -589,6 +589,10 @@ impl Fleet {
                 "RUNFLEET_CONSUMER__HEARTBEAT_SECONDS",
                 c.consumer.heartbeat_seconds.to_string(),
             )
+            .env(
+                "RUNFLEET_CONSUMER__DRAIN_SECONDS",
+                c.consumer.drain_seconds.to_string(),
+            )
             .env("RUNFLEET_VENV__CACHE_DIR", &c.venv.cache_dir)
             .env("RUNFLEET_VENV__INSTALLER", installer)
             .env("RUNFLEET_VENV__UV", &c.venv.uv)
