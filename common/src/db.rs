@@ -93,6 +93,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0004_run_cancel.sql",
         sql: include_str!("../../migrations/0004_run_cancel.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_retries.sql",
+        sql: include_str!("../../migrations/0005_retries.sql"),
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many it applied.

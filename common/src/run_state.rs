@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! queued → running → succeeded | failed | timed_out
+//!            ├─ failed | timed_out with attempts left → retrying → (due) queued, attempt + 1
 //!            │
 //!            └─ heartbeat stale (consumer died) → queued, attempt + 1
 //! queued → cancelled                       (POST /runs/{id}/cancel)
@@ -201,22 +202,32 @@ pub struct Outcome {
     pub venv_signature: Option<String>,
 }
 
-/// `running → <final>` for (`run_id`, `attempt`) and the attempt's logs, in one
-/// transaction. Returns false when the run was no longer running that attempt (then
-/// nothing is written).
+/// `running → <final>` for (`run_id`, `attempt`), or `running → retrying` when the attempt
+/// failed or timed out and the run has attempts left (due after an exponential backoff
+/// with jitter: `min(max, backoff × 2^(attempt−1)) × [0.5, 1)`). Records the attempt and
+/// its logs, all in one transaction. Returns the status the run moved to, or None when it
+/// was no longer running that attempt (then nothing is written).
 pub async fn finish(
     client: &mut deadpool_postgres::Client,
     run_id: Uuid,
     attempt: i32,
     outcome: &Outcome,
-) -> Result<bool, DbError> {
+) -> Result<Option<RunStatus>, DbError> {
     debug_assert!(outcome.status.is_final());
+    let retryable = matches!(outcome.status, RunStatus::Failed | RunStatus::TimedOut);
     let tx = client.transaction().await?;
-    let moved = tx
-        .execute(
-            "UPDATE runs SET status = $3, finished_at = now(), exit_code = $4,
-                    error_code = $5, error = $6, result = $7, venv_signature = $8
-              WHERE id = $1 AND attempt = $2 AND status = 'running'",
+    let row = tx
+        .query_opt(
+            "UPDATE runs SET
+                    status = CASE WHEN $9 AND attempt < max_attempts THEN 'retrying' ELSE $3 END,
+                    finished_at = CASE WHEN $9 AND attempt < max_attempts THEN NULL ELSE now() END,
+                    retry_at = CASE WHEN $9 AND attempt < max_attempts
+                        THEN now() + make_interval(secs => LEAST(retry_backoff_max_seconds,
+                                 retry_backoff_seconds * power(2, attempt - 1)) * (0.5 + random() / 2))
+                        ELSE NULL END,
+                    exit_code = $4, error_code = $5, error = $6, result = $7, venv_signature = $8
+              WHERE id = $1 AND attempt = $2 AND status = 'running'
+          RETURNING status, worker, started_at",
             &[
                 &run_id,
                 &attempt,
@@ -226,12 +237,33 @@ pub async fn finish(
                 &outcome.error,
                 &outcome.result,
                 &outcome.venv_signature,
+                &retryable,
             ],
         )
         .await?;
-    if moved == 0 {
-        return Ok(false);
-    }
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let moved_to: String = row.get(0);
+    let worker: Option<String> = row.get(1);
+    let started_at: Option<chrono::DateTime<chrono::Utc>> = row.get(2);
+    tx.execute(
+        "INSERT INTO run_attempts (run_id, attempt, status, worker, started_at, exit_code,
+                                   error_code, error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (run_id, attempt) DO NOTHING",
+        &[
+            &run_id,
+            &attempt,
+            &outcome.status.as_str(),
+            &worker,
+            &started_at,
+            &outcome.exit_code,
+            &outcome.error_code,
+            &outcome.error,
+        ],
+    )
+    .await?;
     tx.execute(
         "INSERT INTO run_logs (run_id, attempt, stdout, stderr, stdout_truncated, stderr_truncated)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -249,7 +281,23 @@ pub async fn finish(
     )
     .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(RunStatus::parse(&moved_to))
+}
+
+/// `retrying → queued` with `attempt + 1` for retries that are due; they go back to the
+/// outbox to be published. Returns their ids.
+pub async fn promote_due_retries(client: &impl GenericClient) -> Result<Vec<Uuid>, DbError> {
+    let rows = client
+        .query(
+            "UPDATE runs SET status = 'queued', attempt = attempt + 1, retry_at = NULL,
+                    published_at = NULL, started_at = NULL, worker = NULL, heartbeat_at = NULL,
+                    exit_code = NULL, error_code = NULL, error = NULL, result = NULL
+              WHERE status = 'retrying' AND retry_at <= now()
+          RETURNING id",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Refreshes the heartbeat of the runs this consumer is executing (attempts given), so

@@ -109,11 +109,16 @@ pub struct Run {
     pub reclaims: i32,
     /// When a cancel was requested (the run ends as `cancelled` shortly after).
     pub cancel_requested_at: Option<DateTime<Utc>>,
+    /// Attempts allowed before a failure is final.
+    pub max_attempts: i32,
+    /// When a `retrying` run's next attempt is due.
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, script_name, script_version, parameters, queue, status, attempt, \
     triggered_by, idempotency_key, timeout_seconds, submitted_at, started_at, finished_at, \
-    worker, exit_code, error_code, error, result, venv_signature, reclaims, cancel_requested_at";
+    worker, exit_code, error_code, error, result, venv_signature, reclaims, cancel_requested_at, \
+    max_attempts, retry_at";
 
 fn from_row(row: &Row) -> Run {
     let status: String = row.get(5);
@@ -146,6 +151,8 @@ fn from_row(row: &Row) -> Run {
         venv_signature: row.get(18),
         reclaims: row.get(19),
         cancel_requested_at: row.get(20),
+        max_attempts: row.get(21),
+        retry_at: row.get(22),
     }
 }
 
@@ -162,6 +169,70 @@ pub struct SubmitPolicy {
     pub max_timeout_seconds: i32,
     /// Largest serialized parameter object (bytes).
     pub max_parameters_bytes: usize,
+    /// Retry policy of a run that gives none.
+    pub default_retry: RetryPolicy,
+}
+
+/// How often and how patiently a failed or timed-out run is tried again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all (1: no retry).
+    pub max_attempts: i32,
+    /// Delay before the first retry (seconds); doubles each attempt, with jitter.
+    pub backoff_seconds: f64,
+    /// Longest delay between attempts (seconds).
+    pub backoff_max_seconds: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            backoff_seconds: 10.0,
+            backoff_max_seconds: 600.0,
+        }
+    }
+}
+
+/// Most attempts a run may ask for.
+pub const MAX_ATTEMPTS: i32 = 20;
+
+fn check_retry(
+    defaults: RetryPolicy,
+    max_attempts: Option<i64>,
+    backoff: Option<f64>,
+    backoff_max: Option<f64>,
+) -> Result<RetryPolicy, Error> {
+    let policy = RetryPolicy {
+        max_attempts: match max_attempts {
+            None => defaults.max_attempts,
+            Some(n) if (1..=i64::from(MAX_ATTEMPTS)).contains(&n) => n as i32,
+            Some(n) => {
+                return Err(Error::invalid(
+                    "invalid_retry",
+                    "max_attempts",
+                    format!("max_attempts is {n}; give 1 to {MAX_ATTEMPTS}"),
+                ));
+            }
+        },
+        backoff_seconds: backoff.unwrap_or(defaults.backoff_seconds),
+        backoff_max_seconds: backoff_max.unwrap_or(defaults.backoff_max_seconds),
+    };
+    if !(0.0..=86_400.0).contains(&policy.backoff_seconds) {
+        return Err(Error::invalid(
+            "invalid_retry",
+            "retry_backoff_seconds",
+            "retry_backoff_seconds must be between 0 and 86400",
+        ));
+    }
+    if !(policy.backoff_seconds..=86_400.0).contains(&policy.backoff_max_seconds) {
+        return Err(Error::invalid(
+            "invalid_retry",
+            "retry_backoff_max_seconds",
+            "retry_backoff_max_seconds must be between retry_backoff_seconds and 86400",
+        ));
+    }
+    Ok(policy)
 }
 
 /// A request for a run.
@@ -181,6 +252,12 @@ pub struct NewRun {
     pub idempotency_key: Option<String>,
     /// Who asks.
     pub trigger: Trigger,
+    /// Attempts in all; the policy's default when absent.
+    pub max_attempts: Option<i64>,
+    /// First retry delay (seconds).
+    pub retry_backoff_seconds: Option<f64>,
+    /// Longest retry delay (seconds).
+    pub retry_backoff_max_seconds: Option<f64>,
     /// Name of the request field holding the script name (`script`, `script_name`).
     pub script_field: &'static str,
 }
@@ -292,6 +369,12 @@ pub async fn submit(
     let queue = check_queue(policy, new.queue.as_deref())?;
     let timeout = check_timeout(policy, new.timeout_seconds)?;
     check_idempotency_key(new.idempotency_key.as_deref())?;
+    let retry = check_retry(
+        policy.default_retry,
+        new.max_attempts,
+        new.retry_backoff_seconds,
+        new.retry_backoff_max_seconds,
+    )?;
 
     let client = pool.get().await?;
     let version = scripts::resolve(&client, &new.script, new.version, new.script_field).await?;
@@ -301,8 +384,9 @@ pub async fn submit(
         .query_opt(
             &format!(
                 "INSERT INTO runs (id, script_name, script_version, parameters, queue, status,
-                                   attempt, triggered_by, idempotency_key, timeout_seconds)
-                 VALUES ($1, $2, $3, $4, $5, 'queued', 1, $6, $7, $8)
+                                   attempt, triggered_by, idempotency_key, timeout_seconds,
+                                   max_attempts, retry_backoff_seconds, retry_backoff_max_seconds)
+                 VALUES ($1, $2, $3, $4, $5, 'queued', 1, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (idempotency_key) DO NOTHING
                  RETURNING {COLUMNS}"
             ),
@@ -315,6 +399,9 @@ pub async fn submit(
                 &new.trigger.as_str(),
                 &new.idempotency_key,
                 &timeout,
+                &retry.max_attempts,
+                &retry.backoff_seconds,
+                &retry.backoff_max_seconds,
             ],
         )
         .await?;
@@ -480,20 +567,31 @@ pub struct RunLogs {
     pub stderr_truncated: bool,
 }
 
-/// The latest attempt's output (empty while it runs).
-pub async fn logs(pool: &DbPool, id: Uuid) -> Result<RunLogs, Error> {
+/// An attempt's output (the latest attempt's when `attempt` is None; empty while it runs).
+pub async fn logs(pool: &DbPool, id: Uuid, attempt: Option<i32>) -> Result<RunLogs, Error> {
     let run = get(pool, id).await?;
+    let attempt = match attempt {
+        None => run.attempt,
+        Some(a) if (1..=run.attempt).contains(&a) => a,
+        Some(a) => {
+            return Err(Error::invalid(
+                "unknown_attempt",
+                "attempt",
+                format!("run {id} has attempts 1 to {}, not {a}", run.attempt),
+            ));
+        }
+    };
     let client = pool.get().await?;
     let row = client
         .query_opt(
             "SELECT stdout, stderr, stdout_truncated, stderr_truncated
                FROM run_logs WHERE run_id = $1 AND attempt = $2",
-            &[&id, &run.attempt],
+            &[&id, &attempt],
         )
         .await?;
     let mut logs = RunLogs {
         run_id: id,
-        attempt: run.attempt,
+        attempt,
         status: run.status,
         stdout: String::new(),
         stderr: String::new(),
@@ -509,9 +607,83 @@ pub async fn logs(pool: &DbPool, id: Uuid) -> Result<RunLogs, Error> {
     Ok(logs)
 }
 
+/// One finished attempt of a run.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Attempt {
+    /// Attempt number.
+    pub attempt: i32,
+    /// How it ended (`succeeded`, `failed`, `timed_out`, `cancelled`).
+    pub status: String,
+    /// Consumer that ran it.
+    pub worker: Option<String>,
+    /// When it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Why it did not succeed.
+    pub error: Option<RunError>,
+}
+
+/// Every finished attempt of a run, oldest first.
+pub async fn attempts(pool: &DbPool, id: Uuid) -> Result<Vec<Attempt>, Error> {
+    get(pool, id).await?;
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT attempt, status, worker, started_at, finished_at, exit_code, error_code, error
+               FROM run_attempts WHERE run_id = $1 ORDER BY attempt",
+            &[&id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let code: Option<String> = r.get(6);
+            let message: Option<String> = r.get(7);
+            Attempt {
+                attempt: r.get(0),
+                status: r.get(1),
+                worker: r.get(2),
+                started_at: r.get(3),
+                finished_at: r.get(4),
+                exit_code: r.get(5),
+                error: (code.is_some() || message.is_some()).then(|| RunError {
+                    code: code.unwrap_or_else(|| "error".into()),
+                    message: message.unwrap_or_default(),
+                }),
+            }
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_policy_bounds() {
+        let d = RetryPolicy::default();
+        assert_eq!(check_retry(d, None, None, None).unwrap(), d);
+        assert_eq!(
+            check_retry(d, Some(3), Some(1.0), Some(5.0))
+                .unwrap()
+                .max_attempts,
+            3
+        );
+        for (n, b, m, field) in [
+            (Some(0), None, None, "max_attempts"),
+            (Some(21), None, None, "max_attempts"),
+            (None, Some(-1.0), None, "retry_backoff_seconds"),
+            (None, Some(10.0), Some(5.0), "retry_backoff_max_seconds"),
+        ] {
+            match check_retry(d, n, b, m) {
+                Err(Error::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 
     fn policy() -> SubmitPolicy {
         SubmitPolicy {
@@ -520,6 +692,7 @@ mod tests {
             default_timeout_seconds: 60,
             max_timeout_seconds: 3600,
             max_parameters_bytes: 100,
+            default_retry: RetryPolicy::default(),
         }
     }
 

@@ -368,9 +368,13 @@ impl Worker {
                 run_state::finish(&mut client, run_id, run.attempt, &outcome).await
             };
             match commit.await {
-                Ok(moved) => {
-                    if !moved {
-                        tracing::warn!(%run_id, "run moved on while it ran; result not recorded");
+                Ok(None) => {
+                    tracing::warn!(%run_id, "run moved on while it ran; result not recorded");
+                    break;
+                }
+                Ok(Some(moved_to)) => {
+                    if moved_to == run_state::RunStatus::Retrying {
+                        tracing::info!(%run_id, attempt = run.attempt, "attempt failed; retry scheduled");
                     }
                     break;
                 }

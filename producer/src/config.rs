@@ -84,6 +84,7 @@ impl ApiConfig {
             default_timeout_seconds: self.default_timeout_seconds,
             max_timeout_seconds: self.max_timeout_seconds,
             max_parameters_bytes: self.max_parameters_bytes,
+            default_retry: runfleet_common::runs::RetryPolicy::default(),
         }
     }
 }

@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
             "/runs/{id}/cancel",
             axum::routing::post(routes::runs::cancel),
         )
+        .route("/runs/{id}/attempts", get(routes::runs::attempts))
         .route("/runs/runs", axum::routing::post(routes::compat::create))
         .route("/runs/runs/{id}", get(routes::compat::get))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
@@ -160,20 +161,27 @@ async fn sweep_outbox_forever(state: AppState, shutdown: Shutdown) {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.cancelled() => return,
         }
-        let reclaimed = async {
+        let requeued = async {
             let client = state
                 .pool
                 .get()
                 .await
                 .map_err(runfleet_common::db::DbError::from)?;
-            runfleet_common::run_state::reclaim_stale(&client, reclaim_after).await
+            let reclaimed =
+                runfleet_common::run_state::reclaim_stale(&client, reclaim_after).await?;
+            let retried = runfleet_common::run_state::promote_due_retries(&client).await?;
+            Ok::<_, runfleet_common::db::DbError>((reclaimed, retried))
         };
-        match reclaimed.await {
-            Ok(ids) if !ids.is_empty() => {
-                tracing::warn!(runs = ?ids, "runs whose consumer stopped heartbeating were queued again");
+        match requeued.await {
+            Ok((reclaimed, retried)) => {
+                if !reclaimed.is_empty() {
+                    tracing::warn!(runs = ?reclaimed, "runs whose consumer stopped heartbeating were queued again");
+                }
+                if !retried.is_empty() {
+                    tracing::info!(runs = ?retried, "retries due: queued again");
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(error = %e, "reclaim sweep failed; will retry"),
+            Err(e) => tracing::debug!(error = %e, "requeue sweep failed; will retry"),
         }
         loop {
             match runfleet_common::runs::sweep_outbox(&state.pool, &state.publisher, min_age, 500)

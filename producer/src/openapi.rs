@@ -24,6 +24,7 @@ use crate::routes;
         routes::runs::get,
         routes::runs::logs,
         routes::runs::cancel,
+        routes::runs::attempts,
         routes::compat::create,
         routes::compat::get,
     ),

@@ -26,6 +26,13 @@ pub struct HubRun {
     pub queue: Option<String>,
     /// Seconds before the script is killed.
     pub timeout_seconds: Option<i64>,
+    /// Attempts in all (1-20, default 1): a failed or timed-out attempt with attempts
+    /// left is retried after an exponential backoff with jitter.
+    pub max_attempts: Option<i64>,
+    /// Delay before the first retry in seconds (default 10; doubles each attempt).
+    pub retry_backoff_seconds: Option<f64>,
+    /// Longest delay between attempts in seconds (default 600).
+    pub retry_backoff_max_seconds: Option<f64>,
     /// Same key → the same run.
     pub idempotency_key: Option<String>,
 }
@@ -47,6 +54,9 @@ pub async fn create(
             timeout_seconds: body.timeout_seconds,
             idempotency_key: body.idempotency_key,
             trigger: Trigger::Api,
+            max_attempts: body.max_attempts,
+            retry_backoff_seconds: body.retry_backoff_seconds,
+            retry_backoff_max_seconds: body.retry_backoff_max_seconds,
             script_field: "script_name",
         },
     )

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use runfleet_common::metrics::RUNS_SUBMITTED;
 use runfleet_common::run_state::RunStatus;
-use runfleet_common::runs::{self, NewRun, Run, RunFilter, RunLogs, Trigger};
+use runfleet_common::runs::{self, Attempt, NewRun, Run, RunFilter, RunLogs, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -29,6 +29,13 @@ pub struct CreateRun {
     pub queue: Option<String>,
     /// Seconds before the script is killed.
     pub timeout_seconds: Option<i64>,
+    /// Attempts in all (1-20, default 1): a failed or timed-out attempt with attempts
+    /// left is retried after an exponential backoff with jitter.
+    pub max_attempts: Option<i64>,
+    /// Delay before the first retry in seconds (default 10; doubles each attempt).
+    pub retry_backoff_seconds: Option<f64>,
+    /// Longest delay between attempts in seconds (default 600).
+    pub retry_backoff_max_seconds: Option<f64>,
     /// Same key → the same run, not a second one.
     pub idempotency_key: Option<String>,
 }
@@ -67,6 +74,9 @@ pub async fn create(
             timeout_seconds: body.timeout_seconds,
             idempotency_key: body.idempotency_key,
             trigger: Trigger::Api,
+            max_attempts: body.max_attempts,
+            retry_backoff_seconds: body.retry_backoff_seconds,
+            retry_backoff_max_seconds: body.retry_backoff_max_seconds,
             script_field: "script",
         },
     )
@@ -81,15 +91,44 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
     Ok(Json(runs::get(&state.pool, parse_run_id(&id)?).await?))
 }
 
-/// Captured stdout/stderr of the run's latest attempt.
+/// Query of `GET /runs/{id}/logs`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogsQuery {
+    /// Attempt number (default: the latest).
+    pub attempt: Option<String>,
+}
+
+/// Captured stdout/stderr of one attempt (the latest by default).
 #[utoipa::path(get, path = "/runs/{id}/logs", tag = "runs",
-    params(("id" = String, Path, description = "run id")),
+    params(("id" = String, Path, description = "run id"), LogsQuery),
     responses((status = 200, body = RunLogs), (status = 404, body = ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    query: Result<Query<LogsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<RunLogs>> {
-    Ok(Json(runs::logs(&state.pool, parse_run_id(&id)?).await?))
+    let Query(q) = query.map_err(|e| bad_query("query", e.body_text()))?;
+    let attempt = match q.attempt.as_deref() {
+        None | Some("") => None,
+        Some(a) => Some(
+            a.parse::<i32>()
+                .map_err(|_| bad_query("attempt", format!("attempt '{a}' must be a number")))?,
+        ),
+    };
+    Ok(Json(
+        runs::logs(&state.pool, parse_run_id(&id)?, attempt).await?,
+    ))
+}
+
+/// Every finished attempt of a run (exit code, error, times), oldest first.
+#[utoipa::path(get, path = "/runs/{id}/attempts", tag = "runs",
+    params(("id" = String, Path, description = "run id")),
+    responses((status = 200, body = [Attempt]), (status = 404, body = ErrorBody)))]
+pub async fn attempts(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Attempt>>> {
+    Ok(Json(runs::attempts(&state.pool, parse_run_id(&id)?).await?))
 }
 
 /// Cancels a run. A queued run is cancelled at once and never starts (200); a running
