@@ -5,6 +5,8 @@
 //!            ├─ failed | timed_out with attempts left → retrying → (due) queued, attempt + 1
 //!            │
 //!            └─ heartbeat stale (consumer died) → queued, attempt + 1
+//!                                                 (→ dead after max_reclaims)
+//! <final> → queued, attempt + 1                (POST /runs/{id}/retry)
 //! queued → cancelled                       (POST /runs/{id}/cancel)
 //! running → cancel requested → cancelled   (the consumer terminates the script)
 //! ```
@@ -315,24 +317,97 @@ pub async fn heartbeat(client: &impl GenericClient, runs: &[(Uuid, i32)]) -> Res
         .await?)
 }
 
-/// `running → queued` with `attempt + 1` for runs whose consumer stopped heartbeating for
-/// longer than `stale_after` (it was killed, or lost its node). They go back to the outbox
-/// so they are published again; the old attempt can no longer commit. Returns their ids.
+/// Runs taken back from consumers that stopped heartbeating.
+#[derive(Debug, Default)]
+pub struct Reclaimed {
+    /// Queued again as their next attempt.
+    pub requeued: Vec<Uuid>,
+    /// Given up on (`dead`): their consumers died `max_reclaims` times (a poison run, e.g.
+    /// one that exhausts the node's memory).
+    pub dead: Vec<Uuid>,
+}
+
+/// For runs whose consumer stopped heartbeating for longer than `stale_after` (killed, or
+/// lost its node): `running → queued` with `attempt + 1`, back to the outbox to be
+/// published again (the old attempt can no longer commit); or `running → dead` once that
+/// has happened `max_reclaims` times.
 pub async fn reclaim_stale(
     client: &impl GenericClient,
     stale_after: std::time::Duration,
-) -> Result<Vec<Uuid>, DbError> {
+    max_reclaims: i32,
+) -> Result<Reclaimed, DbError> {
     let rows = client
         .query(
-            "UPDATE runs SET status = 'queued', attempt = attempt + 1, reclaims = reclaims + 1,
-                    published_at = NULL, started_at = NULL, worker = NULL, heartbeat_at = NULL
+            "UPDATE runs SET
+                    status = CASE WHEN reclaims >= $2 THEN 'dead' ELSE 'queued' END,
+                    finished_at = CASE WHEN reclaims >= $2 THEN now() ELSE NULL END,
+                    error_code = CASE WHEN reclaims >= $2 THEN 'consumer_lost' ELSE NULL END,
+                    error = CASE WHEN reclaims >= $2
+                        THEN 'its consumer died while running it ' || (reclaims + 1) ||
+                             ' times (a poison run?); retry it with POST /runs/{id}/retry'
+                        ELSE NULL END,
+                    attempt = CASE WHEN reclaims >= $2 THEN attempt ELSE attempt + 1 END,
+                    reclaims = reclaims + 1,
+                    published_at = CASE WHEN reclaims >= $2 THEN published_at ELSE NULL END,
+                    started_at = CASE WHEN reclaims >= $2 THEN started_at ELSE NULL END,
+                    worker = CASE WHEN reclaims >= $2 THEN worker ELSE NULL END,
+                    heartbeat_at = NULL
               WHERE status = 'running'
                 AND heartbeat_at < now() - make_interval(secs => $1)
-          RETURNING id",
-            &[&stale_after.as_secs_f64()],
+          RETURNING id, status",
+            &[&stale_after.as_secs_f64(), &max_reclaims],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    let mut out = Reclaimed::default();
+    for row in rows {
+        let status: String = row.get(1);
+        if status == "dead" {
+            out.dead.push(row.get(0));
+        } else {
+            out.requeued.push(row.get(0));
+        }
+    }
+    Ok(out)
+}
+
+/// What a retry request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// A fresh attempt is queued.
+    Queued,
+    /// The run has not finished; it cannot be retried now.
+    NotFinished(RunStatus),
+    /// No such run.
+    Unknown,
+}
+
+/// `<final> → queued` with `attempt + 1` (and room for exactly that attempt): a manual
+/// retry of a finished, failed, timed-out, cancelled or dead run.
+pub async fn retry(client: &impl GenericClient, run_id: Uuid) -> Result<RetryOutcome, DbError> {
+    let moved = client
+        .execute(
+            "UPDATE runs SET status = 'queued', attempt = attempt + 1,
+                    max_attempts = GREATEST(max_attempts, attempt + 1),
+                    published_at = NULL, started_at = NULL, finished_at = NULL, worker = NULL,
+                    heartbeat_at = NULL, retry_at = NULL, cancel_requested_at = NULL,
+                    exit_code = NULL, error_code = NULL, error = NULL, result = NULL
+              WHERE id = $1
+                AND status IN ('succeeded', 'failed', 'timed_out', 'cancelled', 'dead')",
+            &[&run_id],
+        )
+        .await?;
+    if moved == 1 {
+        return Ok(RetryOutcome::Queued);
+    }
+    let row = client
+        .query_opt("SELECT status FROM runs WHERE id = $1", &[&run_id])
+        .await?;
+    Ok(match row {
+        None => RetryOutcome::Unknown,
+        Some(r) => RetryOutcome::NotFinished(
+            RunStatus::parse(&r.get::<_, String>(0)).unwrap_or(RunStatus::Running),
+        ),
+    })
 }
 
 /// `running → queued` with `attempt + 1` for runs this consumer stopped itself (drain

@@ -57,6 +57,9 @@ pub struct ApiConfig {
     /// killed or lost its node) is queued again as its next attempt (seconds). Keep it
     /// several times the consumers' `heartbeat_seconds`.
     pub reclaim_after_seconds: u64,
+    /// After its consumer died this many times while running it, a run is `dead` instead of
+    /// queued again (protects the fleet from a poison run).
+    pub max_reclaims: i32,
 }
 
 impl Default for ApiConfig {
@@ -71,6 +74,7 @@ impl Default for ApiConfig {
             outbox_interval_ms: 1000,
             outbox_min_age_seconds: 5,
             reclaim_after_seconds: 30,
+            max_reclaims: 3,
         }
     }
 }
@@ -118,6 +122,12 @@ impl Validate for ProducerConfig {
             return Err(ConfigError::invalid(
                 "producer.reclaim_after_seconds",
                 "must be at least 2 (and several times the consumers' heartbeat_seconds)",
+            ));
+        }
+        if p.max_reclaims < 0 {
+            return Err(ConfigError::invalid(
+                "producer.max_reclaims",
+                "must be 0 or more",
             ));
         }
         if p.outbox_interval_ms == 0 {

@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(routes::runs::cancel),
         )
         .route("/runs/{id}/attempts", get(routes::runs::attempts))
+        .route("/runs/{id}/retry", axum::routing::post(routes::runs::retry))
         .route("/runs/runs", axum::routing::post(routes::compat::create))
         .route("/runs/runs/{id}", get(routes::compat::get))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
@@ -156,6 +157,7 @@ async fn sweep_outbox_forever(state: AppState, shutdown: Shutdown) {
     let interval = Duration::from_millis(cfg.outbox_interval_ms);
     let min_age = Duration::from_secs(cfg.outbox_min_age_seconds);
     let reclaim_after = Duration::from_secs(cfg.reclaim_after_seconds);
+    let max_reclaims = cfg.max_reclaims;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -168,14 +170,18 @@ async fn sweep_outbox_forever(state: AppState, shutdown: Shutdown) {
                 .await
                 .map_err(runfleet_common::db::DbError::from)?;
             let reclaimed =
-                runfleet_common::run_state::reclaim_stale(&client, reclaim_after).await?;
+                runfleet_common::run_state::reclaim_stale(&client, reclaim_after, max_reclaims)
+                    .await?;
             let retried = runfleet_common::run_state::promote_due_retries(&client).await?;
             Ok::<_, runfleet_common::db::DbError>((reclaimed, retried))
         };
         match requeued.await {
             Ok((reclaimed, retried)) => {
-                if !reclaimed.is_empty() {
-                    tracing::warn!(runs = ?reclaimed, "runs whose consumer stopped heartbeating were queued again");
+                if !reclaimed.requeued.is_empty() {
+                    tracing::warn!(runs = ?reclaimed.requeued, "runs whose consumer stopped heartbeating were queued again");
+                }
+                if !reclaimed.dead.is_empty() {
+                    tracing::error!(runs = ?reclaimed.dead, "runs whose consumers kept dying are dead");
                 }
                 if !retried.is_empty() {
                     tracing::info!(runs = ?retried, "retries due: queued again");

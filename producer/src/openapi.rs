@@ -25,6 +25,7 @@ use crate::routes;
         routes::runs::logs,
         routes::runs::cancel,
         routes::runs::attempts,
+        routes::runs::retry,
         routes::compat::create,
         routes::compat::get,
     ),

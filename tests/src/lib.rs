@@ -61,6 +61,8 @@ pub struct FleetOptions {
     pub venv_ttl_days: Option<u64>,
     /// `producer.reclaim_after_seconds`.
     pub reclaim_after_seconds: u64,
+    /// `producer.max_reclaims`.
+    pub max_reclaims: i32,
 }
 
 /// The uv executable tests use: `RUNFLEET_TEST_UV`, else `uv` on PATH (None: pip only).
@@ -85,6 +87,7 @@ impl Default for FleetOptions {
             venv_max_bytes: None,
             venv_ttl_days: None,
             reclaim_after_seconds: 30,
+            max_reclaims: 3,
         }
     }
 }
@@ -185,6 +188,7 @@ impl Fleet {
                 outbox_interval_ms: 200,
                 outbox_min_age_seconds: 1,
                 reclaim_after_seconds: opts.reclaim_after_seconds,
+                max_reclaims: opts.max_reclaims,
                 ..ApiConfig::default()
             },
         };

@@ -82,3 +82,17 @@ async fn a_running_run_is_terminated_promptly_and_finished_ones_are_a_conflict()
     let (s, body) = fleet.post("/runs/nope/cancel", &json!({})).await;
     assert_eq!((s, body["error"]["field"].as_str()), (400, Some("id")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_is_refused_until_a_run_has_finished() {
+    let fleet = Fleet::start_with(FleetOptions {
+        with_consumer: false,
+        ..FleetOptions::default()
+    })
+    .await;
+    fleet.register("ok.py", "pass\n").await;
+    let id = fleet.submit(json!({"script": "ok.py"})).await;
+    let (s, body) = fleet.post(&format!("/runs/{id}/retry"), &json!({})).await;
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(body["error"]["code"], "run_not_finished");
+}

@@ -74,3 +74,58 @@ async fn a_live_consumer_keeps_a_run_longer_than_the_reclaim_time() {
     assert_eq!(run["reclaims"], 0);
     assert_eq!(count(&log, "start"), 1);
 }
+
+/// Sleeps on attempts 1 and 2 (so a kill always lands mid-run), returns at once later.
+const POISON: &str = "import os, sys, time\nopen(sys.argv[2], 'a').write('start\\n')\nif int(os.environ['RUNFLEET_ATTEMPT']) < 3:\n    time.sleep(60)\n";
+
+async fn kill_when_started(fleet: &Fleet, log: &std::path::Path, starts: usize) {
+    let mut consumer = fleet.spawn_consumer_process();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(log, "start") < starts {
+        assert!(Instant::now() < deadline, "attempt {starts} never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    kill_tree(consumer.id());
+    let _ = consumer.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_keeps_killing_its_consumer_goes_dead_and_can_be_retried() {
+    let fleet = Fleet::start_with(FleetOptions {
+        with_consumer: false,
+        reclaim_after_seconds: 2,
+        max_reclaims: 1,
+        ..FleetOptions::default()
+    })
+    .await;
+    fleet.register("poison.py", POISON).await;
+    std::fs::create_dir_all(&fleet.work_dir).unwrap();
+    let log = fleet.work_dir.join("poison.log");
+    let id = fleet
+        .submit(json!({"script": "poison.py", "parameters": {"log": log.to_str().unwrap()}}))
+        .await;
+    kill_when_started(&fleet, &log, 1).await;
+    kill_when_started(&fleet, &log, 2).await;
+    let run = fleet.wait_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(run["status"], "dead", "{run}");
+    assert_eq!(run["error"]["code"], "consumer_lost");
+    assert_eq!(run["reclaims"], 2);
+    assert_eq!(run["attempt"], 2);
+
+    let (s, body) = fleet.post(&format!("/runs/{id}/retry"), &json!({})).await;
+    assert_eq!(s, 202, "{body}");
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["attempt"], 3);
+    let mut consumer = fleet.spawn_consumer_process();
+    let run = fleet.wait_final(&id, Duration::from_secs(30)).await;
+    kill_tree(consumer.id());
+    let _ = consumer.wait();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["attempt"], 3);
+    assert_eq!(count(&log, "start"), 3);
+
+    let (s, _) = fleet
+        .post(&format!("/runs/{}/retry", uuid::Uuid::now_v7()), &json!({}))
+        .await;
+    assert_eq!(s, 404);
+}

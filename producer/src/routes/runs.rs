@@ -181,6 +181,58 @@ pub async fn cancel(
     Ok((status, Json(runs::get(&state.pool, id).await?)))
 }
 
+/// Starts a fresh attempt of a finished run (succeeded, failed, timed out, cancelled or
+/// dead): 202 with the run queued again; 409 while it has not finished.
+#[utoipa::path(post, path = "/runs/{id}/retry", tag = "runs",
+    params(("id" = String, Path, description = "run id")),
+    responses(
+        (status = 202, description = "queued again as its next attempt", body = Run),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "not finished yet", body = ErrorBody)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    use runfleet_common::run_state::{self, RetryOutcome};
+    let id = parse_run_id(&id)?;
+    let client = state
+        .pool
+        .get()
+        .await
+        .map_err(|e| ApiError::from(runfleet_common::Error::from(e)))?;
+    let outcome = run_state::retry(&client, id)
+        .await
+        .map_err(|e| ApiError::from(runfleet_common::Error::Db(e)))?;
+    drop(client);
+    match outcome {
+        RetryOutcome::Queued => {
+            let run = runs::get(&state.pool, id).await?;
+            // Publish now rather than at the next outbox sweep.
+            let message = runfleet_common::message::RunMessage {
+                run_id: run.id,
+                attempt: run.attempt,
+            };
+            if state.publisher.publish(&run.queue, &message).await.is_ok()
+                && let Ok(client) = state.pool.get().await
+            {
+                let _ = run_state::mark_published(&client, &[run.id]).await;
+            }
+            Ok((StatusCode::ACCEPTED, Json(run)))
+        }
+        RetryOutcome::NotFinished(s) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "run_not_finished",
+            format!("run {id} is {}; retry it once it has finished", s.as_str()),
+        )
+        .with_field("id")),
+        RetryOutcome::Unknown => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "run_not_found",
+            format!("no run with id {id}"),
+        )),
+    }
+}
+
 /// Query of `GET /runs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
