@@ -550,20 +550,22 @@ pub fn process_running(pid: i32) -> bool {
     }
 }
 
-/// A workspace binary next to the test executable (`target/<profile>/NAME`).
+/// A workspace binary of the same build as this executable: `target/<profile>/NAME`
+/// (tests run from `target/<profile>/deps/`, binaries such as `chaos` from the profile dir).
 pub fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>/deps/..");
-    let bin = dir.join(name);
-    assert!(
-        bin.is_file(),
-        "{} not built: run `cargo build --bins` (cargo nextest run --workspace builds it)",
-        bin.display()
-    );
-    bin
+    let exe = std::env::current_exe().expect("executable path");
+    let bin = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    bin.unwrap_or_else(|| {
+        panic!(
+            "{name} not built next to {}: run `cargo build --bins` (cargo nextest run --workspace builds it)",
+            exe.display()
+        )
+    })
 }
 
 impl Fleet {
