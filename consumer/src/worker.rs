@@ -36,9 +36,10 @@ pub struct Worker {
     executor: Executor,
     slots: Arc<Semaphore>,
     broker_up: AtomicBool,
-    /// Runs executing now: id → (attempt, cancel token). Their heartbeat is kept fresh and
-    /// their cancel requests are watched for.
-    running: std::sync::Mutex<HashMap<Uuid, (i32, CancellationToken)>>,
+    /// Runs executing now: (id, attempt) → cancel token. Their heartbeat is kept fresh and
+    /// their cancel requests are watched for. Keyed by attempt too: a stale attempt still
+    /// finishing here must not drop the entry of a newer attempt of the same run.
+    running: std::sync::Mutex<HashMap<(Uuid, i32), CancellationToken>>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -190,8 +191,8 @@ impl Worker {
                 .running
                 .lock()
                 .expect("running map is never poisoned")
-                .iter()
-                .map(|(id, (attempt, _))| (*id, *attempt))
+                .keys()
+                .copied()
                 .collect();
             if runs.is_empty() {
                 continue;
@@ -212,8 +213,8 @@ impl Worker {
                         last_beat = std::time::Instant::now();
                     }
                     let running = self.running.lock().expect("running map is never poisoned");
-                    for id in cancelled {
-                        if let Some((_, token)) = running.get(&id) {
+                    for ((id, _), token) in running.iter() {
+                        if cancelled.contains(id) {
                             tracing::info!(run_id = %id, "cancel requested; terminating the run");
                             token.cancel();
                         }
@@ -261,8 +262,8 @@ impl Worker {
             .running
             .lock()
             .expect("running map is never poisoned")
-            .iter()
-            .map(|(id, (attempt, _))| (*id, *attempt))
+            .keys()
+            .copied()
             .collect();
         if runs.is_empty() {
             return;
@@ -351,7 +352,7 @@ impl Worker {
         self.running
             .lock()
             .expect("running map is never poisoned")
-            .insert(run_id, (run.attempt, cancel.clone()));
+            .insert((run_id, run.attempt), cancel.clone());
         let executed = self.executor.execute(&run, queue, &cancel).await;
         let outcome = executed.outcome;
         let status = outcome.status.as_str();
@@ -388,7 +389,7 @@ impl Worker {
         self.running
             .lock()
             .expect("running map is never poisoned")
-            .remove(&run_id);
+            .remove(&(run_id, run.attempt));
         RUNS_FINISHED.with_label_values(&[queue, status]).inc();
         tracing::info!(%run_id, attempt = run.attempt, status, exit_code = ?outcome.exit_code,
             elapsed_ms = executed.elapsed.as_millis() as u64, "run finished");
