@@ -10,7 +10,7 @@
 //! queued → cancelled                       (POST /runs/{id}/cancel)
 //! running → cancel requested → cancelled   (the consumer terminates the script)
 //! ```
-//! (`cancelled`, `retrying` and `dead` exist in the schema for the reliability work.)
+//! running → queued, attempt + 1               (drain grace over at consumer shutdown)
 //! Each UPDATE names the status (and attempt) it moves from, so a stale or duplicate
 //! message can never move a run that has already moved on.
 

@@ -497,6 +497,18 @@ pub async fn sweep_outbox(
     Ok(published.len())
 }
 
+/// Cancels a run (see [`crate::run_state::cancel`]).
+pub async fn cancel(pool: &DbPool, id: Uuid) -> Result<crate::run_state::CancelOutcome, Error> {
+    let client = pool.get().await?;
+    Ok(crate::run_state::cancel(&client, id).await?)
+}
+
+/// Queues a fresh attempt of a finished run (see [`crate::run_state::retry`]).
+pub async fn retry(pool: &DbPool, id: Uuid) -> Result<crate::run_state::RetryOutcome, Error> {
+    let client = pool.get().await?;
+    Ok(crate::run_state::retry(&client, id).await?)
+}
+
 /// One run.
 pub async fn get(pool: &DbPool, id: Uuid) -> Result<Run, Error> {
     let client = pool.get().await?;

@@ -187,13 +187,7 @@ impl Worker {
         let mut last_beat = std::time::Instant::now();
         loop {
             tokio::time::sleep(CANCEL_CHECK).await;
-            let runs: Vec<(Uuid, i32)> = self
-                .running
-                .lock()
-                .expect("running map is never poisoned")
-                .keys()
-                .copied()
-                .collect();
+            let runs = self.running_runs();
             if runs.is_empty() {
                 continue;
             }
@@ -254,17 +248,21 @@ impl Worker {
         }
     }
 
-    /// Puts runs stopped by the end of the drain grace back in the queue as their next
-    /// attempt (the producer's outbox publishes them), rather than leaving them to the
-    /// reaper's heartbeat timeout.
-    async fn release_unfinished(&self) {
-        let runs: Vec<(Uuid, i32)> = self
-            .running
+    /// The (run, attempt) pairs executing now.
+    fn running_runs(&self) -> Vec<(Uuid, i32)> {
+        self.running
             .lock()
             .expect("running map is never poisoned")
             .keys()
             .copied()
-            .collect();
+            .collect()
+    }
+
+    /// Puts runs stopped by the end of the drain grace back in the queue as their next
+    /// attempt (the producer's outbox publishes them), rather than leaving them to the
+    /// reaper's heartbeat timeout.
+    async fn release_unfinished(&self) {
+        let runs = self.running_runs();
         if runs.is_empty() {
             return;
         }

@@ -644,3 +644,14 @@ pub fn kill_tree(pid: u32) {
         }
     }
 }
+
+/// The number after `--name` on this process's command line, or `default` (for the
+/// `chaos` and `venv-bench` commands).
+pub fn flag_value(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

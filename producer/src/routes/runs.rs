@@ -145,17 +145,9 @@ pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    use runfleet_common::run_state::{self, CancelOutcome};
+    use runfleet_common::run_state::CancelOutcome;
     let id = parse_run_id(&id)?;
-    let client = state
-        .pool
-        .get()
-        .await
-        .map_err(|e| ApiError::from(runfleet_common::Error::from(e)))?;
-    let outcome = run_state::cancel(&client, id)
-        .await
-        .map_err(|e| ApiError::from(runfleet_common::Error::Db(e)))?;
-    drop(client);
+    let outcome = runs::cancel(&state.pool, id).await?;
     let status = match outcome {
         CancelOutcome::Cancelled => StatusCode::OK,
         CancelOutcome::Requested => StatusCode::ACCEPTED,
@@ -195,15 +187,7 @@ pub async fn retry(
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     use runfleet_common::run_state::{self, RetryOutcome};
     let id = parse_run_id(&id)?;
-    let client = state
-        .pool
-        .get()
-        .await
-        .map_err(|e| ApiError::from(runfleet_common::Error::from(e)))?;
-    let outcome = run_state::retry(&client, id)
-        .await
-        .map_err(|e| ApiError::from(runfleet_common::Error::Db(e)))?;
-    drop(client);
+    let outcome = runs::retry(&state.pool, id).await?;
     match outcome {
         RetryOutcome::Queued => {
             let run = runs::get(&state.pool, id).await?;

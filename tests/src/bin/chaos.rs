@@ -17,17 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use runfleet_tests::{Fleet, FleetOptions, kill_tree};
+use runfleet_tests::{Fleet, FleetOptions, flag_value, kill_tree};
 use serde_json::json;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn sh(cmd: &str) {
     let ok = Command::new("bash")
@@ -99,7 +90,7 @@ async fn drain_time(
 
 #[tokio::main]
 async fn main() {
-    let runs = arg("--runs", 2000);
+    let runs = flag_value("--runs", 2000);
     let mut fleet = Fleet::start_with(FleetOptions {
         with_consumer: false,
         slots: 4,

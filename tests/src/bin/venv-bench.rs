@@ -21,6 +21,7 @@ use runfleet_common::run_state::ClaimedRun;
 use runfleet_consumer::config::{ConsumerConfig, InstallerChoice};
 use runfleet_consumer::executor::Executor;
 use runfleet_consumer::venv::VenvCache;
+use runfleet_tests::flag_value;
 use runfleet_tests::pyindex::PyIndex;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -31,15 +32,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn fresh_dir(root: &Path, name: &str) -> PathBuf {
@@ -182,8 +174,8 @@ async fn direct_start_ms(python: &Path, script: &Path, result: &Path) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let repeat = arg("--repeat", 3);
-    let starts = arg("--starts", 40);
+    let repeat = flag_value("--repeat", 3);
+    let starts = flag_value("--starts", 40);
     let wheels = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/.wheels");
     let sets: [(&str, Vec<&str>); 2] = [
         ("requests", vec!["requests"]),
