@@ -64,6 +64,16 @@ pub struct RunError {
     pub message: String,
 }
 
+impl RunError {
+    /// The error from the stored `error_code` / `error` columns (None when both are empty).
+    fn from_columns(code: Option<String>, message: Option<String>) -> Option<RunError> {
+        (code.is_some() || message.is_some()).then(|| RunError {
+            code: code.unwrap_or_else(|| "error".into()),
+            message: message.unwrap_or_default(),
+        })
+    }
+}
+
 /// A run as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Run {
@@ -122,8 +132,6 @@ const COLUMNS: &str = "id, script_name, script_version, parameters, queue, statu
 
 fn from_row(row: &Row) -> Run {
     let status: String = row.get(5);
-    let error_code: Option<String> = row.get(15);
-    let error: Option<String> = row.get(16);
     Run {
         id: row.get(0),
         script: row.get(1),
@@ -140,13 +148,7 @@ fn from_row(row: &Row) -> Run {
         finished_at: row.get(12),
         worker: row.get(13),
         exit_code: row.get(14),
-        error: match (error_code, error) {
-            (None, None) => None,
-            (code, message) => Some(RunError {
-                code: code.unwrap_or_else(|| "error".into()),
-                message: message.unwrap_or_default(),
-            }),
-        },
+        error: RunError::from_columns(row.get(15), row.get(16)),
         result: row.get(17),
         venv_signature: row.get(18),
         reclaims: row.get(19),
@@ -433,22 +435,31 @@ pub async fn submit(
         });
     };
     let run = from_row(&row);
+    publish_now(&client, publisher, &run).await;
+    Ok(Submitted { run, created: true })
+}
+
+/// Publishes a run that is in the outbox and marks it published. A failure only delays
+/// it: the outbox sweeper publishes it later (and a consumer skips a duplicate copy).
+async fn publish_now(
+    client: &impl deadpool_postgres::GenericClient,
+    publisher: &Publisher,
+    run: &Run,
+) {
     let message = RunMessage {
         run_id: run.id,
         attempt: run.attempt,
     };
     match publisher.publish(&run.queue, &message).await {
         Ok(()) => {
-            if let Err(e) = mark_published(&client, &[run.id]).await {
-                // Harmless: the sweeper publishes it again and the consumer skips the copy.
+            if let Err(e) = mark_published(client, &[run.id]).await {
                 tracing::warn!(run_id = %run.id, error = %e, "published but could not mark as published");
             }
         }
         Err(e) => {
-            tracing::warn!(run_id = %run.id, error = %e, "run accepted but not yet published; the outbox sweeper will publish it");
+            tracing::warn!(run_id = %run.id, error = %e, "run queued but not yet published; the outbox sweeper will publish it");
         }
     }
-    Ok(Submitted { run, created: true })
 }
 
 /// Publishes runs still in the outbox that were submitted more than `min_age` ago.
@@ -503,10 +514,38 @@ pub async fn cancel(pool: &DbPool, id: Uuid) -> Result<crate::run_state::CancelO
     Ok(crate::run_state::cancel(&client, id).await?)
 }
 
-/// Queues a fresh attempt of a finished run (see [`crate::run_state::retry`]).
-pub async fn retry(pool: &DbPool, id: Uuid) -> Result<crate::run_state::RetryOutcome, Error> {
+/// Queues a fresh attempt of a finished run (see [`crate::run_state::retry`]) and
+/// publishes it. A run that has not finished is a conflict.
+pub async fn retry(pool: &DbPool, publisher: &Publisher, id: Uuid) -> Result<Run, Error> {
+    use crate::run_state::RetryOutcome;
     let client = pool.get().await?;
-    Ok(crate::run_state::retry(&client, id).await?)
+    match crate::run_state::retry(&client, id).await? {
+        RetryOutcome::Queued => {}
+        RetryOutcome::NotFinished(status) => {
+            return Err(Error::Conflict {
+                code: "run_not_finished",
+                field: "id".into(),
+                message: format!(
+                    "run {id} is {}; retry it once it has finished",
+                    status.as_str()
+                ),
+            });
+        }
+        RetryOutcome::Unknown => return Err(run_not_found(id)),
+    }
+    let row = client
+        .query_one(&format!("SELECT {COLUMNS} FROM runs WHERE id = $1"), &[&id])
+        .await?;
+    let run = from_row(&row);
+    publish_now(&client, publisher, &run).await;
+    Ok(run)
+}
+
+fn run_not_found(id: Uuid) -> Error {
+    Error::NotFound {
+        code: "run_not_found",
+        message: format!("no run with id {id}"),
+    }
 }
 
 /// One run.
@@ -515,10 +554,7 @@ pub async fn get(pool: &DbPool, id: Uuid) -> Result<Run, Error> {
     let row = client
         .query_opt(&format!("SELECT {COLUMNS} FROM runs WHERE id = $1"), &[&id])
         .await?;
-    row.map(|r| from_row(&r)).ok_or_else(|| Error::NotFound {
-        code: "run_not_found",
-        message: format!("no run with id {id}"),
-    })
+    row.map(|r| from_row(&r)).ok_or_else(|| run_not_found(id))
 }
 
 /// Filters for listing runs, newest first.
@@ -651,21 +687,14 @@ pub async fn attempts(pool: &DbPool, id: Uuid) -> Result<Vec<Attempt>, Error> {
         .await?;
     Ok(rows
         .iter()
-        .map(|r| {
-            let code: Option<String> = r.get(6);
-            let message: Option<String> = r.get(7);
-            Attempt {
-                attempt: r.get(0),
-                status: r.get(1),
-                worker: r.get(2),
-                started_at: r.get(3),
-                finished_at: r.get(4),
-                exit_code: r.get(5),
-                error: (code.is_some() || message.is_some()).then(|| RunError {
-                    code: code.unwrap_or_else(|| "error".into()),
-                    message: message.unwrap_or_default(),
-                }),
-            }
+        .map(|r| Attempt {
+            attempt: r.get(0),
+            status: r.get(1),
+            worker: r.get(2),
+            started_at: r.get(3),
+            finished_at: r.get(4),
+            exit_code: r.get(5),
+            error: RunError::from_columns(r.get(6), r.get(7)),
         })
         .collect())
 }

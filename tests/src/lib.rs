@@ -285,20 +285,29 @@ impl Fleet {
         }
     }
 
-    /// Values of the named metrics on the consumer's `/metrics` (missing ones are absent).
-    pub async fn consumer_metrics(
-        &self,
-        names: &[&str],
-    ) -> std::collections::BTreeMap<String, f64> {
-        let text = self
-            .http
-            .get(format!("http://{}/metrics", self.consumer_addr.unwrap()))
+    /// The Prometheus text of `base`'s `/metrics` (the API's, or `http://<consumer>`).
+    pub async fn metrics_text(&self, base: &str) -> String {
+        self.http
+            .get(format!("{base}/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The consumer's base URL.
+    pub fn consumer_base(&self) -> String {
+        format!("http://{}", self.consumer_addr.expect("a consumer runs"))
+    }
+
+    /// Values of the named metrics on the consumer's `/metrics` (missing ones are absent).
+    pub async fn consumer_metrics(
+        &self,
+        names: &[&str],
+    ) -> std::collections::BTreeMap<String, f64> {
+        let text = self.metrics_text(&self.consumer_base()).await;
         pyindex::metric_values(&text, names)
     }
 
@@ -654,4 +663,27 @@ pub fn flag_value(name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Lines equal to `word` in the file at `path` (0 when it does not exist yet): scripts in
+/// tests log "start"/"end" to count how often they really ran.
+pub fn count_lines(path: &std::path::Path, word: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l == word)
+        .count()
+}
+
+/// Waits until `path` holds at least `n` lines equal to `word`; panics after 60 s.
+pub async fn wait_for_lines(path: &std::path::Path, word: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_lines(path, word) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} never had {n} '{word}' lines",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -2,20 +2,12 @@
 //! goes stale and runs again as its next attempt on another consumer. A consumer that is
 //! alive keeps its long runs.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use runfleet_tests::{Fleet, FleetOptions, kill_tree};
+use runfleet_tests::{Fleet, FleetOptions, count_lines, kill_tree, wait_for_lines};
 use serde_json::json;
 
 const SCRIPT: &str = "import sys, time\nlog = sys.argv[sys.argv.index('--log') + 1]\nopen(log, 'a').write('start\\n')\ntime.sleep(float(sys.argv[sys.argv.index('--seconds') + 1]))\nopen(log, 'a').write('end\\n')\n";
-
-fn count(path: &std::path::Path, word: &str) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| *l == word)
-        .count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_consumer_was_killed_runs_again_on_another() {
@@ -32,11 +24,7 @@ async fn a_run_whose_consumer_was_killed_runs_again_on_another() {
     let id = fleet
         .submit(json!({"script": "slow.py", "parameters": {"log": log.to_str().unwrap(), "seconds": 2}}))
         .await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&log, "start") == 0 {
-        assert!(Instant::now() < deadline, "run never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_lines(&log, "start", 1).await;
     kill_tree(first.id());
     let _ = first.wait();
 
@@ -50,10 +38,10 @@ async fn a_run_whose_consumer_was_killed_runs_again_on_another() {
     assert!(run["worker"].as_str().unwrap().ends_with("-proc"));
     // Started twice (the crash forced it, and the run says so), finished once.
     assert_eq!(
-        count(&log, "start"),
+        count_lines(&log, "start"),
         1 + run["reclaims"].as_u64().unwrap() as usize
     );
-    assert_eq!(count(&log, "end"), 1);
+    assert_eq!(count_lines(&log, "end"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,7 +60,7 @@ async fn a_live_consumer_keeps_a_run_longer_than_the_reclaim_time() {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["attempt"], 1, "a healthy run was reclaimed");
     assert_eq!(run["reclaims"], 0);
-    assert_eq!(count(&log, "start"), 1);
+    assert_eq!(count_lines(&log, "start"), 1);
 }
 
 /// Sleeps on attempts 1 and 2 (so a kill always lands mid-run), returns at once later.
@@ -80,11 +68,7 @@ const POISON: &str = "import os, sys, time\nopen(sys.argv[2], 'a').write('start\
 
 async fn kill_when_started(fleet: &Fleet, log: &std::path::Path, starts: usize) {
     let mut consumer = fleet.spawn_consumer_process();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count(log, "start") < starts {
-        assert!(Instant::now() < deadline, "attempt {starts} never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_lines(log, "start", starts).await;
     kill_tree(consumer.id());
     let _ = consumer.wait();
 }
@@ -122,7 +106,7 @@ async fn a_run_that_keeps_killing_its_consumer_goes_dead_and_can_be_retried() {
     let _ = consumer.wait();
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["attempt"], 3);
-    assert_eq!(count(&log, "start"), 3);
+    assert_eq!(count_lines(&log, "start"), 3);
 
     let (s, _) = fleet
         .post(&format!("/runs/{}/retry", uuid::Uuid::now_v7()), &json!({}))

@@ -787,25 +787,9 @@ async fn ops_endpoints_meta_openapi_and_docs() {
         200,
         "Swagger UI assets must be served by the binary"
     );
-    let metrics = fleet
-        .http
-        .get(format!("{}/metrics", fleet.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = fleet.metrics_text(&fleet.base).await;
     assert!(metrics.contains("process_resident_memory_bytes"));
-    let consumer_metrics = fleet
-        .http
-        .get(format!("http://{}/metrics", fleet.consumer_addr.unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let consumer_metrics = fleet.metrics_text(&fleet.consumer_base()).await;
     assert!(consumer_metrics.contains("runfleet_consumer_slots"));
 }
 

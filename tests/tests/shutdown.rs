@@ -3,27 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use runfleet_tests::{Fleet, FleetOptions, kill_tree};
+use runfleet_tests::{Fleet, FleetOptions, count_lines, kill_tree, wait_for_lines};
 use serde_json::json;
 
 /// Sleeps `--seconds` on its first attempt only, logging start and end.
 const SCRIPT: &str = "import os, sys, time\nlog = sys.argv[sys.argv.index('--log') + 1]\nopen(log, 'a').write('start\\n')\nif os.environ['RUNFLEET_ATTEMPT'] == '1':\n    time.sleep(float(sys.argv[sys.argv.index('--seconds') + 1]))\nopen(log, 'a').write('end\\n')\n";
-
-fn lines(path: &std::path::Path, word: &str) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| *l == word)
-        .count()
-}
-
-async fn wait_started(log: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while lines(log, "start") == 0 {
-        assert!(Instant::now() < deadline, "run never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn sigterm(child: &std::process::Child) {
     // SAFETY: sending a signal touches no memory of ours.
@@ -63,7 +47,7 @@ async fn sigterm_lets_running_scripts_finish_and_takes_nothing_new() {
     let first = fleet
         .submit(json!({"script": "slow.py", "parameters": params}))
         .await;
-    wait_started(&log).await;
+    wait_for_lines(&log, "start", 1).await;
     sigterm(&consumer);
     // Submitted during the drain: must not be taken by the draining consumer.
     let second = fleet.submit(json!({"script": "slow.py", "parameters": {"log": log.to_str().unwrap(), "seconds": 0}})).await;
@@ -105,7 +89,7 @@ async fn runs_still_going_after_the_grace_are_queued_again_at_once() {
     let id = fleet
         .submit(json!({"script": "slow.py", "parameters": {"log": log.to_str().unwrap(), "seconds": 60}}))
         .await;
-    wait_started(&log).await;
+    wait_for_lines(&log, "start", 1).await;
     sigterm(&consumer);
     let code =
         tokio::task::spawn_blocking(move || wait_exit(&mut consumer, Duration::from_secs(15)))
@@ -122,9 +106,9 @@ async fn runs_still_going_after_the_grace_are_queued_again_at_once() {
     let _ = next.wait();
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["attempt"], 2);
-    assert_eq!(lines(&log, "start"), 2);
+    assert_eq!(count_lines(&log, "start"), 2);
     assert_eq!(
-        lines(&log, "end"),
+        count_lines(&log, "end"),
         1,
         "the stopped first attempt must not have finished"
     );

@@ -185,36 +185,8 @@ pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    use runfleet_common::run_state::{self, RetryOutcome};
-    let id = parse_run_id(&id)?;
-    let outcome = runs::retry(&state.pool, id).await?;
-    match outcome {
-        RetryOutcome::Queued => {
-            let run = runs::get(&state.pool, id).await?;
-            // Publish now rather than at the next outbox sweep.
-            let message = runfleet_common::message::RunMessage {
-                run_id: run.id,
-                attempt: run.attempt,
-            };
-            if state.publisher.publish(&run.queue, &message).await.is_ok()
-                && let Ok(client) = state.pool.get().await
-            {
-                let _ = run_state::mark_published(&client, &[run.id]).await;
-            }
-            Ok((StatusCode::ACCEPTED, Json(run)))
-        }
-        RetryOutcome::NotFinished(s) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "run_not_finished",
-            format!("run {id} is {}; retry it once it has finished", s.as_str()),
-        )
-        .with_field("id")),
-        RetryOutcome::Unknown => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "run_not_found",
-            format!("no run with id {id}"),
-        )),
-    }
+    let run = runs::retry(&state.pool, &state.publisher, parse_run_id(&id)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(run)))
 }
 
 /// Query of `GET /runs`.
