@@ -2,7 +2,8 @@
 //! publisher that waits for the broker's confirm on every message.
 //!
 //! Names: worker queue `q` is `<prefix>.q`; the dead-letter exchange is `<prefix>.dlx`
-//! (fanout) and its queue `<prefix>.dead`. Messages go through the default exchange with
+//! (fanout) and its queue `<prefix>.dead`; the dead-letter watcher moves what it has handled
+//! to `<prefix>.parked`, kept for inspection. Messages go through the default exchange with
 //! the queue name as routing key, `mandatory` set, so an unroutable message is an error,
 //! never a silent drop.
 
@@ -53,6 +54,11 @@ pub fn dead_letter_exchange(config: &AmqpConfig) -> String {
 /// The dead-letter queue name.
 pub fn dead_letter_queue(config: &AmqpConfig) -> String {
     format!("{}.dead", config.prefix)
+}
+
+/// The queue where handled dead letters are kept for inspection.
+pub fn parked_queue(config: &AmqpConfig) -> String {
+    format!("{}.parked", config.prefix)
 }
 
 /// Opens a connection, bounded by `amqp.timeout_seconds`.
@@ -114,6 +120,13 @@ pub async fn declare_topology(
             "".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            parked_queue(config).as_str().into(),
+            durable,
+            quorum_args(config, false),
         )
         .await?;
     for q in queues {

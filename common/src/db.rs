@@ -32,6 +32,30 @@ pub enum DbError {
     },
 }
 
+impl DbError {
+    /// True when Postgres itself is unreachable or went away (pool could not connect, the
+    /// connection dropped, the server is shutting down or restarting), as opposed to a
+    /// query Postgres answered with an error. Callers answer 503 / retry on these.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Pool(_) => true,
+            DbError::Query(e) => {
+                if e.is_closed() {
+                    return true;
+                }
+                if let Some(code) = e.code() {
+                    // Class 08: connection exception; 57P01-03: admin shutdown, crash
+                    // shutdown, cannot connect now (a restart in progress).
+                    let code = code.code();
+                    return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+                }
+                std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+            DbError::MigrationChanged { .. } => false,
+        }
+    }
+}
+
 /// A pool of Postgres connections.
 pub type DbPool = Pool;
 

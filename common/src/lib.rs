@@ -3,6 +3,7 @@
 //! - [`config`] — typed, layered configuration (defaults < file < `RUNFLEET_*` env).
 //! - [`db`] — the Postgres pool and the migrations.
 //! - [`amqp`] — RabbitMQ topology and the confirming [`amqp::Publisher`].
+//! - [`dead_letters`] — the watcher that marks runs behind dead-lettered messages `dead`.
 //! - [`message`] — the run message on the wire.
 //! - [`scripts`] — immutable script versions.
 //! - [`runs`] — the one code path that creates a run, and run reads; the outbox sweeper.
@@ -12,6 +13,7 @@
 pub mod amqp;
 pub mod config;
 pub mod db;
+pub mod dead_letters;
 pub mod error;
 pub mod hash;
 pub mod message;

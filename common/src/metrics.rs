@@ -52,6 +52,16 @@ pub static RUNS_FINISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Dead-lettered messages the watcher handled, by what it did (`run_dead`, `stale`,
+/// `malformed`).
+pub static DEAD_LETTERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "runfleet_dead_letters_total",
+        "Dead-lettered run messages handled by the dead-letter watcher.",
+        &["outcome"],
+    )
+});
+
 /// Script execution time, by queue and final status.
 pub static RUN_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     registered(

@@ -370,6 +370,29 @@ pub async fn reclaim_stale(
     Ok(out)
 }
 
+/// `queued → dead` for the attempt whose message RabbitMQ dead-lettered (delivered more
+/// than `amqp.delivery_limit` times without an ack): nothing would ever run it otherwise.
+/// Returns false when the run is not waiting for that attempt (already claimed, moved on,
+/// or unknown), which leaves it alone.
+pub async fn dead_letter(
+    client: &impl GenericClient,
+    run_id: Uuid,
+    attempt: i32,
+    reason: &str,
+) -> Result<bool, DbError> {
+    let moved = client
+        .execute(
+            "UPDATE runs SET status = 'dead', finished_at = now(), error_code = 'dead_lettered',
+                    error = 'RabbitMQ dead-lettered its message (' || $3 ||
+                            '); retry it with POST /runs/{id}/retry',
+                    heartbeat_at = NULL
+              WHERE id = $1 AND attempt = $2 AND status = 'queued'",
+            &[&run_id, &attempt, &reason],
+        )
+        .await?;
+    Ok(moved == 1)
+}
+
 /// What a retry request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryOutcome {

@@ -94,6 +94,14 @@ impl From<runfleet_common::Error> for ApiError {
                     "Postgres is unreachable; nothing was changed. Retry shortly.",
                 )
             }
+            Error::Db(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "Postgres connection lost");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the connection to Postgres dropped mid-request, so it may or may not have been applied; retry shortly (a GET shows whether it was).",
+                )
+            }
             Error::Db(e) => {
                 tracing::error!(error = %e, "database error");
                 ApiError::new(

@@ -1,5 +1,6 @@
 //! runfleet producer: the HTTP API that records runs in Postgres and publishes them to
-//! RabbitMQ, plus the outbox sweeper that publishes what the broker missed.
+//! RabbitMQ, plus the outbox sweeper that publishes what the broker missed and the
+//! dead-letter watcher.
 //!
 //! - [`config`] — `ProducerConfig`.
 //! - [`routes`] — one module per resource (`scripts`, `runs`, hub `compat`, `health`).
@@ -135,6 +136,11 @@ impl Producer {
     /// Serves the API and sweeps the outbox until `shutdown`; in-flight requests finish.
     pub async fn run(self, shutdown: Shutdown) {
         let sweeper = tokio::spawn(sweep_outbox_forever(self.state.clone(), shutdown.clone()));
+        let dead_letters = tokio::spawn(runfleet_common::dead_letters::watch(
+            self.state.config.amqp.clone(),
+            self.state.pool.clone(),
+            shutdown.clone(),
+        ));
         let publisher = self.state.publisher.clone();
         let app = router(self.state);
         if let Err(e) = axum::serve(self.listener, app)
@@ -145,6 +151,7 @@ impl Producer {
         }
         shutdown.cancel();
         let _ = sweeper.await;
+        let _ = dead_letters.await;
         publisher.close().await;
     }
 }

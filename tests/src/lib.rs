@@ -45,6 +45,8 @@ pub struct FleetOptions {
     pub output_limit_bytes: usize,
     /// Put a cuttable TCP proxy between the producer and RabbitMQ.
     pub producer_via_proxy: bool,
+    /// Put a cuttable TCP proxy between the producer and Postgres.
+    pub producer_db_via_proxy: bool,
     /// Start a consumer at all.
     pub with_consumer: bool,
     /// The venv cache directory (default: a fresh one inside the fleet's work dir).
@@ -79,6 +81,7 @@ impl Default for FleetOptions {
             slots: 2,
             output_limit_bytes: 1024 * 1024,
             producer_via_proxy: false,
+            producer_db_via_proxy: false,
             with_consumer: true,
             venv_cache_dir: None,
             index_url: None,
@@ -107,7 +110,9 @@ pub struct Fleet {
     /// The consumer's health listener, when a consumer runs.
     pub consumer_addr: Option<SocketAddr>,
     /// The proxy in front of RabbitMQ for the producer, if asked for.
-    pub proxy: Option<BrokerProxy>,
+    pub proxy: Option<TcpProxy>,
+    /// The proxy in front of Postgres for the producer, if asked for.
+    pub db_proxy: Option<TcpProxy>,
     /// The consumer's configuration (for restarts and external consumer processes).
     pub consumer_config: ConsumerConfig,
     db_name: String,
@@ -168,7 +173,7 @@ impl Fleet {
         });
 
         let proxy = if opts.producer_via_proxy {
-            Some(BrokerProxy::start(amqp_addr()).await)
+            Some(TcpProxy::start(amqp_addr()).await)
         } else {
             None
         };
@@ -176,8 +181,19 @@ impl Fleet {
         if let Some(p) = &proxy {
             producer_amqp.url = amqp_url(&p.addr.to_string());
         }
+        let db_proxy = if opts.producer_db_via_proxy {
+            let server = pg_server();
+            let host_port = server.rsplit('@').next().unwrap_or(&server).to_string();
+            Some(TcpProxy::start(host_port).await)
+        } else {
+            None
+        };
+        let mut producer_database = database.clone();
+        if let Some(p) = &db_proxy {
+            producer_database.url = format!("postgres://postgres@{}/{db_name}", p.addr);
+        }
         let producer_config = ProducerConfig {
-            database: database.clone(),
+            database: producer_database,
             amqp: producer_amqp,
             http: HttpConfig::on("127.0.0.1:0"),
             log: log.clone(),
@@ -253,6 +269,7 @@ impl Fleet {
             work_dir,
             consumer_addr: None,
             proxy,
+            db_proxy,
             consumer_config,
             db_name,
             shutdown,
@@ -468,10 +485,14 @@ impl Drop for Fleet {
                                 .queue_delete(name.as_str().into(), Default::default())
                                 .await;
                         }
-                        let dlq = runfleet_common::amqp::dead_letter_queue(&amqp);
-                        let _ = ch
-                            .queue_delete(dlq.as_str().into(), Default::default())
-                            .await;
+                        for name in [
+                            runfleet_common::amqp::dead_letter_queue(&amqp),
+                            runfleet_common::amqp::parked_queue(&amqp),
+                        ] {
+                            let _ = ch
+                                .queue_delete(name.as_str().into(), Default::default())
+                                .await;
+                        }
                         let dlx = runfleet_common::amqp::dead_letter_exchange(&amqp);
                         let _ = ch
                             .exchange_delete(dlx.as_str().into(), Default::default())
@@ -486,18 +507,18 @@ impl Drop for Fleet {
     }
 }
 
-/// A TCP proxy to RabbitMQ that a test can cut (existing connections are severed and new
-/// ones are closed at once), standing in for a broker outage without disturbing the real
-/// broker that parallel tests use.
-pub struct BrokerProxy {
+/// A TCP proxy to RabbitMQ or Postgres that a test can cut (existing connections are
+/// severed and new ones are closed at once), standing in for an outage without disturbing
+/// the real server that parallel tests use.
+pub struct TcpProxy {
     /// Where the proxy listens.
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
     generation: Arc<std::sync::Mutex<CancellationToken>>,
 }
 
-impl BrokerProxy {
-    async fn start(target: String) -> BrokerProxy {
+impl TcpProxy {
+    async fn start(target: String) -> TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
@@ -525,7 +546,7 @@ impl BrokerProxy {
                 });
             }
         });
-        BrokerProxy {
+        TcpProxy {
             addr,
             up,
             generation,

@@ -617,6 +617,60 @@ async fn run_accepted_while_the_broker_is_down_completes_when_it_is_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_503_with_a_clear_error_while_postgres_is_down() {
+    let fleet = Fleet::start_with(FleetOptions {
+        producer_db_via_proxy: true,
+        ..FleetOptions::default()
+    })
+    .await;
+    fleet.register("ok.py", "pass\n").await;
+    let before = fleet.submit(json!({"script": "ok.py"})).await;
+    fleet.db_proxy.as_ref().unwrap().down();
+
+    for (method, path) in [
+        ("POST", "/runs".to_string()),
+        ("GET", format!("/runs/{before}")),
+        ("GET", "/runs".to_string()),
+        ("GET", "/scripts".to_string()),
+    ] {
+        let started = std::time::Instant::now();
+        let (status, body) = if method == "POST" {
+            fleet.post(&path, &json!({"script": "ok.py"})).await
+        } else {
+            fleet.get(&path).await
+        };
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{method} {path} hung for {:?} while Postgres was down",
+            started.elapsed()
+        );
+        assert_eq!(status, 503, "{method} {path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.to_lowercase().contains("postgres"),
+            "{method} {path}: the error should name Postgres: {body}"
+        );
+    }
+    let (s, ready) = fleet.get("/ready").await;
+    assert_eq!(
+        (s, ready["postgres"].as_str()),
+        (503, Some("down")),
+        "{ready}"
+    );
+
+    fleet.db_proxy.as_ref().unwrap().up();
+    let deadline = std::time::Instant::now() + WAIT;
+    while fleet.get("/ready").await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = fleet.submit(json!({"script": "ok.py"})).await;
+    for id in [before, after] {
+        assert_eq!(fleet.wait_final(&id, WAIT).await["status"], "succeeded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_messages_are_skipped_and_malformed_ones_dead_lettered() {
     let fleet = Fleet::start().await;
     fleet
@@ -658,12 +712,13 @@ async fn duplicate_messages_are_skipped_and_malformed_ones_dead_lettered() {
         .await
         .unwrap();
     }
-    let dlq = runfleet_common::amqp::dead_letter_queue(&fleet.amqp);
+    // The dead-letter watcher moves both to the parked queue and leaves the run alone.
+    let parked = runfleet_common::amqp::parked_queue(&fleet.amqp);
     let deadline = std::time::Instant::now() + WAIT;
-    while fleet.queue_depth(&dlq).await < 2 {
+    while fleet.queue_depth(&parked).await < 2 {
         assert!(
             std::time::Instant::now() < deadline,
-            "bad messages were not dead-lettered"
+            "bad messages were not dead-lettered and parked"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -673,7 +728,22 @@ async fn duplicate_messages_are_skipped_and_malformed_ones_dead_lettered() {
         0,
         "duplicate was not acked"
     );
-    assert_eq!(fleet.queue_depth(&dlq).await, 2);
+    assert_eq!(fleet.queue_depth(&parked).await, 2);
+    let dlq = runfleet_common::amqp::dead_letter_queue(&fleet.amqp);
+    assert_eq!(
+        fleet.queue_depth(&dlq).await,
+        0,
+        "the watcher acks what it parks"
+    );
+    let metrics = fleet.metrics_text(&fleet.base).await;
+    assert!(
+        metrics.contains("runfleet_dead_letters_total{outcome=\"malformed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("runfleet_dead_letters_total{outcome=\"stale\"} 1"),
+        "{metrics}"
+    );
     let again = fleet.get(&format!("/runs/{id}")).await.1;
     assert_eq!(
         again["finished_at"], first["finished_at"],
