@@ -122,6 +122,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0005_retries.sql",
         sql: include_str!("../../migrations/0005_retries.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_tasks_and_schedules.sql",
+        sql: include_str!("../../migrations/0006_tasks_and_schedules.sql"),
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many it applied.

@@ -1,17 +1,21 @@
 //! runfleet's shared library: what the producer, consumer and scheduler agree on.
 //!
 //! - [`config`] — typed, layered configuration (defaults < file < `RUNFLEET_*` env).
+//! - [`cron`] — cron expressions in IANA timezones (DST-correct fire times).
 //! - [`db`] — the Postgres pool and the migrations.
 //! - [`amqp`] — RabbitMQ topology and the confirming [`amqp::Publisher`].
 //! - [`dead_letters`] — the watcher that marks runs behind dead-lettered messages `dead`.
 //! - [`message`] — the run message on the wire.
 //! - [`scripts`] — immutable script versions.
+//! - [`tasks`] — named run templates.
+//! - [`schedules`] — tasks on cron schedules, and firing them exactly once.
 //! - [`runs`] — the one code path that creates a run, and run reads; the outbox sweeper.
 //! - [`run_state`] — the run state machine, every transition a guarded SQL UPDATE.
 //! - [`metrics`], [`telemetry`], [`ops_http`], [`shutdown`] — running in production.
 
 pub mod amqp;
 pub mod config;
+pub mod cron;
 pub mod db;
 pub mod dead_letters;
 pub mod error;
@@ -23,8 +27,10 @@ pub mod ops_http;
 pub mod requirements;
 pub mod run_state;
 pub mod runs;
+pub mod schedules;
 pub mod scripts;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;
 
 pub use error::Error;

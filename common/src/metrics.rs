@@ -90,6 +90,43 @@ pub static CONSUMER_SLOTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
 });
 
+/// Schedule fires by outcome: `fired` (a run was made), `skipped_overlap`, `missed`
+/// (catch-up off or capped), `failed` (the task could not make a run).
+pub static SCHEDULER_FIRES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "runfleet_scheduler_fires_total",
+        "Schedule fires handled by this scheduler, by outcome.",
+        &["outcome"],
+    )
+});
+
+/// Seconds from a fire's scheduled time to its run being committed and published.
+pub static SCHEDULER_FIRE_LAG: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
+    registered(
+        prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "runfleet_scheduler_fire_lag_seconds",
+                "Time from a fire's scheduled time to its run being enqueued.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0,
+            ]),
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Schedules by state (`active`, `paused`, `ended`).
+pub static SCHEDULER_SCHEDULES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    registered(
+        IntGaugeVec::new(
+            Opts::new("runfleet_scheduler_schedules", "Schedules by state."),
+            &["state"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Renders every registered metric in the Prometheus text format.
 pub fn render() -> String {
     let mut buf = Vec::new();

@@ -1,4 +1,4 @@
-//! The rules for names users choose: scripts, queues, parameter keys.
+//! The rules for names users choose: scripts, tasks, queues, parameter keys.
 //!
 //! Kept in one place so the API, the scheduler and the consumer agree on them.
 
@@ -16,6 +16,11 @@ pub fn is_valid_script_name(name: &str) -> bool {
         && first.is_ascii_alphanumeric()
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         && !name.contains("..")
+}
+
+/// Task names follow the script-name rules (they appear in URLs and logs).
+pub fn is_valid_task_name(name: &str) -> bool {
+    is_valid_script_name(name)
 }
 
 /// Worker queue names (and the AMQP prefix): 1-64 of `A-Z a-z 0-9 _ . -`.

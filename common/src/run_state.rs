@@ -111,6 +111,8 @@ pub struct ClaimedRun {
     pub timeout_seconds: i32,
     /// When it was submitted.
     pub submitted_at: chrono::DateTime<chrono::Utc>,
+    /// Extra environment variables from the run's task (a JSON object of strings).
+    pub env: Value,
 }
 
 /// The answer to "may I run this message?".
@@ -144,7 +146,7 @@ pub async fn claim(
               WHERE r.id = $1 AND r.attempt = $2 AND r.status = 'queued'
                 AND s.name = r.script_name AND s.version = r.script_version
           RETURNING r.script_name, s.language, s.content, s.sha256, r.parameters,
-                    r.timeout_seconds, r.submitted_at, s.requirements",
+                    r.timeout_seconds, r.submitted_at, s.requirements, r.env",
             &[&run_id, &attempt, &worker],
         )
         .await?;
@@ -160,6 +162,7 @@ pub async fn claim(
             timeout_seconds: row.get(5),
             submitted_at: row.get(6),
             requirements: row.get(7),
+            env: row.get(8),
         })));
     }
     let current = client

@@ -123,12 +123,18 @@ pub struct Run {
     pub max_attempts: i32,
     /// When a `retrying` run's next attempt is due.
     pub retry_at: Option<DateTime<Utc>>,
+    /// The task it was made from, if any.
+    pub task: Option<String>,
+    /// The schedule that fired it, if any.
+    pub schedule_id: Option<Uuid>,
+    /// The fire time it stands for (with `schedule_id`).
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, script_name, script_version, parameters, queue, status, attempt, \
     triggered_by, idempotency_key, timeout_seconds, submitted_at, started_at, finished_at, \
     worker, exit_code, error_code, error, result, venv_signature, reclaims, cancel_requested_at, \
-    max_attempts, retry_at";
+    max_attempts, retry_at, task_name, schedule_id, scheduled_for";
 
 fn from_row(row: &Row) -> Run {
     let status: String = row.get(5);
@@ -155,6 +161,9 @@ fn from_row(row: &Row) -> Run {
         cancel_requested_at: row.get(20),
         max_attempts: row.get(21),
         retry_at: row.get(22),
+        task: row.get(23),
+        schedule_id: row.get(24),
+        scheduled_for: row.get(25),
     }
 }
 
@@ -262,6 +271,145 @@ pub struct NewRun {
     pub retry_backoff_max_seconds: Option<f64>,
     /// Name of the request field holding the script name (`script`, `script_name`).
     pub script_field: &'static str,
+    /// The task the run comes from, if any.
+    pub task: Option<String>,
+    /// The schedule fire it comes from: (schedule id, scheduled time). Unique per run.
+    pub fire: Option<(Uuid, DateTime<Utc>)>,
+    /// Extra environment variables for the script (checked by [`check_env`]).
+    pub env: Map<String, Value>,
+}
+
+impl Default for NewRun {
+    fn default() -> Self {
+        NewRun {
+            script: String::new(),
+            version: None,
+            parameters: Map::new(),
+            queue: None,
+            timeout_seconds: None,
+            idempotency_key: None,
+            trigger: Trigger::Api,
+            max_attempts: None,
+            retry_backoff_seconds: None,
+            retry_backoff_max_seconds: None,
+            script_field: "script",
+            task: None,
+            fire: None,
+            env: Map::new(),
+        }
+    }
+}
+
+/// A run request with every field checked and every default filled in.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Script name.
+    pub script: String,
+    /// Pinned version; latest when absent.
+    pub version: Option<i32>,
+    /// Name of the request field holding the script name (for error messages).
+    pub script_field: &'static str,
+    /// Parameter object.
+    pub parameters: Map<String, Value>,
+    /// Worker queue.
+    pub queue: String,
+    /// Timeout (seconds).
+    pub timeout_seconds: i32,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Client key.
+    pub idempotency_key: Option<String>,
+    /// Who asks.
+    pub trigger: Trigger,
+    /// The task, if any.
+    pub task: Option<String>,
+    /// The schedule fire, if any.
+    pub fire: Option<(Uuid, DateTime<Utc>)>,
+    /// Extra environment variables (string values).
+    pub env: Map<String, Value>,
+}
+
+impl NewRun {
+    /// Checks every field against `policy` and fills in its defaults.
+    pub fn check(self, policy: &SubmitPolicy) -> Result<RunSpec, Error> {
+        check_parameters(&self.parameters, policy.max_parameters_bytes)?;
+        let queue = check_queue(policy, self.queue.as_deref())?;
+        let timeout_seconds = check_timeout(policy, self.timeout_seconds)?;
+        check_idempotency_key(self.idempotency_key.as_deref())?;
+        check_env(&self.env)?;
+        let retry = check_retry(
+            policy.default_retry,
+            self.max_attempts,
+            self.retry_backoff_seconds,
+            self.retry_backoff_max_seconds,
+        )?;
+        Ok(RunSpec {
+            script: self.script,
+            version: self.version,
+            script_field: self.script_field,
+            parameters: self.parameters,
+            queue,
+            timeout_seconds,
+            retry,
+            idempotency_key: self.idempotency_key,
+            trigger: self.trigger,
+            task: self.task,
+            fire: self.fire,
+            env: self.env,
+        })
+    }
+}
+
+/// Largest extra environment of a run, as JSON (bytes).
+pub const MAX_ENV_BYTES: usize = 32 * 1024;
+
+/// Checks extra environment variables: POSIX-style names that do not start with
+/// `RUNFLEET_` (those are set by the consumer), string values without NUL.
+pub fn check_env(env: &Map<String, Value>) -> Result<(), Error> {
+    for (name, value) in env {
+        let field = format!("env.{name}");
+        let valid_name = !name.is_empty()
+            && name.len() <= 128
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(Error::invalid(
+                "invalid_env",
+                field,
+                format!(
+                    "environment variable name '{name}' must be letters, digits and _ (not starting with a digit, at most 128)"
+                ),
+            ));
+        }
+        if name.to_ascii_uppercase().starts_with("RUNFLEET_") {
+            return Err(Error::invalid(
+                "invalid_env",
+                field,
+                format!(
+                    "'{name}': RUNFLEET_* variables are set by the consumer and cannot be overridden"
+                ),
+            ));
+        }
+        match value {
+            Value::String(v) if !v.contains('\0') => {}
+            _ => {
+                return Err(Error::invalid(
+                    "invalid_env",
+                    field,
+                    format!("the value of '{name}' must be a string without NUL characters"),
+                ));
+            }
+        }
+    }
+    let size = serde_json::to_vec(env).map(|v| v.len()).unwrap_or(0);
+    if size > MAX_ENV_BYTES {
+        return Err(Error::invalid(
+            "env_too_large",
+            "env",
+            format!("env is {size} bytes as JSON; the limit is {MAX_ENV_BYTES}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The run and whether this call created it (false: an idempotent replay).
@@ -273,7 +421,7 @@ pub struct Submitted {
     pub created: bool,
 }
 
-fn check_parameters(params: &Map<String, Value>, max_bytes: usize) -> Result<(), Error> {
+pub(crate) fn check_parameters(params: &Map<String, Value>, max_bytes: usize) -> Result<(), Error> {
     for key in params.keys() {
         if !is_valid_parameter_key(key) {
             return Err(Error::invalid(
@@ -357,7 +505,7 @@ fn check_idempotency_key(key: Option<&str>) -> Result<(), Error> {
     }
 }
 
-/// Validates, records and publishes a run: the one way a run is created.
+/// Validates, records and publishes a run: the one way a run is created over the API.
 ///
 /// The run is committed before it is published; a failed publish is logged and left to the
 /// outbox sweeper, and the caller still gets the accepted run.
@@ -367,99 +515,136 @@ pub async fn submit(
     policy: &SubmitPolicy,
     new: NewRun,
 ) -> Result<Submitted, Error> {
-    check_parameters(&new.parameters, policy.max_parameters_bytes)?;
-    let queue = check_queue(policy, new.queue.as_deref())?;
-    let timeout = check_timeout(policy, new.timeout_seconds)?;
-    check_idempotency_key(new.idempotency_key.as_deref())?;
-    let retry = check_retry(
-        policy.default_retry,
-        new.max_attempts,
-        new.retry_backoff_seconds,
-        new.retry_backoff_max_seconds,
-    )?;
-
+    let spec = new.check(policy)?;
     let client = pool.get().await?;
-    let version = scripts::resolve(&client, &new.script, new.version, new.script_field).await?;
-    let parameters = Value::Object(new.parameters);
+    let submitted = insert(&client, &spec).await?;
+    if submitted.created {
+        publish(&client, publisher, std::slice::from_ref(&submitted.run)).await;
+    }
+    Ok(submitted)
+}
+
+/// Records a checked run as `queued`, unpublished (in the outbox), on `client` (which may
+/// be a transaction). An idempotency key or schedule fire seen before returns the existing
+/// run with `created: false`. Publish it after the commit with [`publish`].
+pub async fn insert(
+    client: &impl deadpool_postgres::GenericClient,
+    spec: &RunSpec,
+) -> Result<Submitted, Error> {
+    let version = scripts::resolve(client, &spec.script, spec.version, spec.script_field).await?;
+    let parameters = Value::Object(spec.parameters.clone());
+    let env = Value::Object(spec.env.clone());
     let id = Uuid::now_v7();
+    let (schedule_id, scheduled_for) = spec.fire.unzip();
     let inserted = client
         .query_opt(
             &format!(
                 "INSERT INTO runs (id, script_name, script_version, parameters, queue, status,
                                    attempt, triggered_by, idempotency_key, timeout_seconds,
-                                   max_attempts, retry_backoff_seconds, retry_backoff_max_seconds)
-                 VALUES ($1, $2, $3, $4, $5, 'queued', 1, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (idempotency_key) DO NOTHING
+                                   max_attempts, retry_backoff_seconds, retry_backoff_max_seconds,
+                                   task_name, schedule_id, scheduled_for, env)
+                 VALUES ($1, $2, $3, $4, $5, 'queued', 1, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 ON CONFLICT DO NOTHING
                  RETURNING {COLUMNS}"
             ),
             &[
                 &id,
-                &new.script,
+                &spec.script,
                 &version,
                 &parameters,
-                &queue,
-                &new.trigger.as_str(),
-                &new.idempotency_key,
-                &timeout,
-                &retry.max_attempts,
-                &retry.backoff_seconds,
-                &retry.backoff_max_seconds,
+                &spec.queue,
+                &spec.trigger.as_str(),
+                &spec.idempotency_key,
+                &spec.timeout_seconds,
+                &spec.retry.max_attempts,
+                &spec.retry.backoff_seconds,
+                &spec.retry.backoff_max_seconds,
+                &spec.task,
+                &schedule_id,
+                &scheduled_for,
+                &env,
             ],
         )
         .await?;
-    let Some(row) = inserted else {
+    if let Some(row) = inserted {
+        return Ok(Submitted {
+            run: from_row(&row),
+            created: true,
+        });
+    }
+    if let (Some(schedule_id), Some(scheduled_for)) = (schedule_id, scheduled_for) {
+        // This fire already has its run (another scheduler replica, or a retried batch).
         let row = client
             .query_one(
-                &format!("SELECT {COLUMNS} FROM runs WHERE idempotency_key = $1"),
-                &[&new.idempotency_key],
+                &format!(
+                    "SELECT {COLUMNS} FROM runs WHERE schedule_id = $1 AND scheduled_for = $2"
+                ),
+                &[&schedule_id, &scheduled_for],
             )
             .await?;
-        let existing = from_row(&row);
-        if existing.script != new.script
-            || (new.version.is_some() && new.version != Some(existing.script_version))
-            || existing.parameters != parameters
-            || existing.queue != queue
-        {
-            return Err(Error::Conflict {
-                code: "idempotency_key_reused",
-                field: "idempotency_key".into(),
-                message: format!(
-                    "idempotency_key was already used for run {} with a different script, parameters or queue",
-                    existing.id
-                ),
-            });
-        }
         return Ok(Submitted {
-            run: existing,
+            run: from_row(&row),
             created: false,
         });
-    };
-    let run = from_row(&row);
-    publish_now(&client, publisher, &run).await;
-    Ok(Submitted { run, created: true })
+    }
+    let row = client
+        .query_one(
+            &format!("SELECT {COLUMNS} FROM runs WHERE idempotency_key = $1"),
+            &[&spec.idempotency_key],
+        )
+        .await?;
+    let existing = from_row(&row);
+    if existing.script != spec.script
+        || (spec.version.is_some() && spec.version != Some(existing.script_version))
+        || existing.parameters != parameters
+        || existing.queue != spec.queue
+    {
+        return Err(Error::Conflict {
+            code: "idempotency_key_reused",
+            field: "idempotency_key".into(),
+            message: format!(
+                "idempotency_key was already used for run {} with a different script, parameters or queue",
+                existing.id
+            ),
+        });
+    }
+    Ok(Submitted {
+        run: existing,
+        created: false,
+    })
 }
 
-/// Publishes a run that is in the outbox and marks it published. A failure only delays
-/// it: the outbox sweeper publishes it later (and a consumer skips a duplicate copy).
-async fn publish_now(
+/// Publishes runs that are in the outbox (concurrently, each confirmed) and marks the
+/// confirmed ones published. A failure only delays a run: the outbox sweeper publishes it
+/// later (and a consumer skips a duplicate copy). Returns how many were confirmed.
+pub async fn publish(
     client: &impl deadpool_postgres::GenericClient,
     publisher: &Publisher,
-    run: &Run,
-) {
-    let message = RunMessage {
-        run_id: run.id,
-        attempt: run.attempt,
-    };
-    match publisher.publish(&run.queue, &message).await {
-        Ok(()) => {
-            if let Err(e) = mark_published(client, &[run.id]).await {
-                tracing::warn!(run_id = %run.id, error = %e, "published but could not mark as published");
+    runs: &[Run],
+) -> usize {
+    let results = futures_util::future::join_all(runs.iter().map(|run| async move {
+        let message = RunMessage {
+            run_id: run.id,
+            attempt: run.attempt,
+        };
+        publisher.publish(&run.queue, &message).await
+    }))
+    .await;
+    let mut confirmed = Vec::with_capacity(runs.len());
+    for (run, result) in runs.iter().zip(results) {
+        match result {
+            Ok(()) => confirmed.push(run.id),
+            Err(e) => {
+                tracing::warn!(run_id = %run.id, error = %e, "run queued but not yet published; the outbox sweeper will publish it");
             }
         }
-        Err(e) => {
-            tracing::warn!(run_id = %run.id, error = %e, "run queued but not yet published; the outbox sweeper will publish it");
-        }
     }
+    if !confirmed.is_empty()
+        && let Err(e) = mark_published(client, &confirmed).await
+    {
+        tracing::warn!(runs = confirmed.len(), error = %e, "published but could not mark as published");
+    }
+    confirmed.len()
 }
 
 /// Publishes runs still in the outbox that were submitted more than `min_age` ago.
@@ -537,7 +722,7 @@ pub async fn retry(pool: &DbPool, publisher: &Publisher, id: Uuid) -> Result<Run
         .query_one(&format!("SELECT {COLUMNS} FROM runs WHERE id = $1"), &[&id])
         .await?;
     let run = from_row(&row);
-    publish_now(&client, publisher, &run).await;
+    publish(&client, publisher, std::slice::from_ref(&run)).await;
     Ok(run)
 }
 

@@ -182,6 +182,15 @@ impl Executor {
                 command.env(name, v);
             }
         }
+        // The task's env (names checked by the API: never RUNFLEET_*); the variables below
+        // still win, so a task cannot move the run out of its work dir.
+        if let Some(env) = run.env.as_object() {
+            for (name, value) in env {
+                if let Some(value) = value.as_str() {
+                    command.env(name, value);
+                }
+            }
+        }
         command
             .env("HOME", work)
             .env("TMPDIR", work)

@@ -3,7 +3,8 @@
 //! dead-letter watcher.
 //!
 //! - [`config`] — `ProducerConfig`.
-//! - [`routes`] — one module per resource (`scripts`, `runs`, hub `compat`, `health`).
+//! - [`routes`] — one module per resource (`scripts`, `runs`, `tasks`, `schedules`, hub
+//!   `compat`, `health`).
 //! - [`api_error`], [`json`] — the error format and the body extractor that names fields.
 //! - [`openapi`] — `/openapi.json` and the Swagger UI at `/docs`.
 
@@ -21,7 +22,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 pub use config::ProducerConfig;
 use runfleet_common::amqp::Publisher;
 use runfleet_common::db;
@@ -72,6 +73,31 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/runs/{id}/attempts", get(routes::runs::attempts))
         .route("/runs/{id}/retry", axum::routing::post(routes::runs::retry))
+        .route(
+            "/tasks",
+            get(routes::tasks::list).post(routes::tasks::create),
+        )
+        .route(
+            "/tasks/{name}",
+            get(routes::tasks::get)
+                .put(routes::tasks::replace)
+                .delete(routes::tasks::delete),
+        )
+        .route(
+            "/schedules",
+            get(routes::schedules::list).post(routes::schedules::create),
+        )
+        .route("/schedules/preview", get(routes::schedules::preview))
+        .route(
+            "/schedules/{id}",
+            get(routes::schedules::get)
+                .put(routes::schedules::replace)
+                .delete(routes::schedules::delete),
+        )
+        .route("/schedules/{id}/next", get(routes::schedules::next))
+        .route("/schedules/{id}/pause", post(routes::schedules::pause))
+        .route("/schedules/{id}/resume", post(routes::schedules::resume))
+        .route("/schedules/{id}/trigger", post(routes::schedules::trigger))
         .route("/runs/runs", axum::routing::post(routes::compat::create))
         .route("/runs/runs/{id}", get(routes::compat::get))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))

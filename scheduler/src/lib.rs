@@ -1,10 +1,15 @@
-//! runfleet scheduler. For now it only serves `/health`, `/ready` (Postgres reachable) and
-//! `/metrics`; cron firing lands with the scheduler issue and will create runs through
-//! `runfleet_common::runs::submit`, the same path the API uses.
+//! runfleet scheduler: fires cron schedules (see [`firing`]) into runs, through the same
+//! insert and publish steps the API uses, and serves `/health`, `/ready` (Postgres
+//! reachable) and `/metrics`. Run several for availability: they share the work and a
+//! fire is never made twice.
+
+pub mod firing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use runfleet_common::amqp::Publisher;
 use runfleet_common::config::{
     AmqpConfig, ConfigError, DatabaseConfig, HttpConfig, LogConfig, Validate,
 };
@@ -29,6 +34,24 @@ pub struct SchedulerConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Firing.
+    #[serde(default)]
+    pub scheduler: FiringConfig,
+}
+
+/// Firing settings (`RUNFLEET_SCHEDULER__*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct FiringConfig {
+    /// Longest sleep between looks at the schedules when nothing is due and no change was
+    /// announced (milliseconds); a safety net for missed notifications.
+    pub max_idle_ms: u64,
+}
+
+impl Default for FiringConfig {
+    fn default() -> Self {
+        FiringConfig { max_idle_ms: 5000 }
+    }
 }
 
 fn default_http() -> HttpConfig {
@@ -39,7 +62,14 @@ impl Validate for SchedulerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.database.validate()?;
         self.amqp.validate()?;
-        self.http.validate()
+        self.http.validate()?;
+        if !(10..=60_000).contains(&self.scheduler.max_idle_ms) {
+            return Err(ConfigError::invalid(
+                "scheduler.max_idle_ms",
+                "must be between 10 and 60000",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -55,6 +85,7 @@ pub struct StartError {
 pub struct Scheduler {
     listener: TcpListener,
     pool: db::DbPool,
+    config: SchedulerConfig,
 }
 
 impl Scheduler {
@@ -69,6 +100,7 @@ impl Scheduler {
         Ok(Scheduler {
             listener,
             pool: db::pool(&config.database),
+            config,
         })
     }
 
@@ -92,10 +124,21 @@ impl Scheduler {
                 }
             })
         });
-        tracing::info!("scheduler started (no schedules yet: cron firing is not implemented)");
+        let publisher = Publisher::new(self.config.amqp.clone(), Vec::new(), "runfleet-scheduler");
+        let firing = tokio::spawn(firing::fire_forever(
+            self.pool.clone(),
+            publisher.clone(),
+            self.config.database.url.clone(),
+            Duration::from_millis(self.config.scheduler.max_idle_ms),
+            shutdown.clone(),
+        ));
+        tracing::info!("scheduler started");
         let _ = axum::serve(self.listener, ops_http::router(ready))
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await;
+        shutdown.cancel();
+        let _ = firing.await;
+        publisher.close().await;
     }
 }
 

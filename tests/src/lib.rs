@@ -302,6 +302,25 @@ impl Fleet {
         }
     }
 
+    /// Starts an in-process scheduler on this fleet's database and RabbitMQ (call it twice
+    /// for two replicas). Stop it with [`SchedulerHandle::stop`]; the fleet stops the rest.
+    pub async fn start_scheduler(&self, max_idle_ms: u64) -> SchedulerHandle {
+        let config = runfleet_scheduler::SchedulerConfig {
+            database: self.consumer_config.database.clone(),
+            amqp: self.amqp.clone(),
+            http: HttpConfig::on("127.0.0.1:0"),
+            log: LogConfig::default(),
+            scheduler: runfleet_scheduler::FiringConfig { max_idle_ms },
+        };
+        let scheduler = runfleet_scheduler::Scheduler::bind(config)
+            .await
+            .expect("bind scheduler");
+        let base = format!("http://{}", scheduler.local_addr());
+        let token = self.shutdown.child_token();
+        let task = tokio::spawn(scheduler.run(token.clone()));
+        SchedulerHandle { base, token, task }
+    }
+
     /// The Prometheus text of `base`'s `/metrics` (the API's, or `http://<consumer>`).
     pub async fn metrics_text(&self, base: &str) -> String {
         self.http
@@ -377,13 +396,30 @@ impl Fleet {
 
     /// `POST path` with a JSON body → (status, JSON body).
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `PUT path` with a JSON body → (status, JSON body).
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    /// `DELETE path` → (status, JSON body or null).
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let r = request.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -504,6 +540,22 @@ impl Drop for Fleet {
             let _ = std::fs::remove_dir_all(work_dir);
         });
         let _ = cleanup.join();
+    }
+}
+
+/// A scheduler started by [`Fleet::start_scheduler`].
+pub struct SchedulerHandle {
+    /// Its `/health`, `/ready`, `/metrics` base URL.
+    pub base: String,
+    token: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SchedulerHandle {
+    /// Stops it (SIGTERM-like) and waits for it.
+    pub async fn stop(self) {
+        self.token.cancel();
+        let _ = self.task.await;
     }
 }
 

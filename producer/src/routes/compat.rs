@@ -58,6 +58,7 @@ pub async fn create(
             retry_backoff_seconds: body.retry_backoff_seconds,
             retry_backoff_max_seconds: body.retry_backoff_max_seconds,
             script_field: "script_name",
+            ..NewRun::default()
         },
     )
     .await

@@ -3,7 +3,9 @@
 pub mod compat;
 pub mod health;
 pub mod runs;
+pub mod schedules;
 pub mod scripts;
+pub mod tasks;
 
 use axum::http::StatusCode;
 
@@ -11,12 +13,22 @@ use crate::api_error::ApiError;
 
 /// Parses a run id from the path, naming the field on error.
 pub fn parse_run_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    parse_id(raw, "run")
+}
+
+/// Parses the id of a `what` (run, schedule) from the path, naming the field on error.
+pub fn parse_id(raw: &str, what: &str) -> Result<uuid::Uuid, ApiError> {
     raw.parse().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_id",
-            format!("'{raw}' is not a run id (a UUID)"),
+            format!("'{raw}' is not a {what} id (a UUID)"),
         )
         .with_field("id")
     })
+}
+
+/// A 400 for a bad query-string parameter `field`.
+pub fn bad_query(field: &str, message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message).with_field(field)
 }

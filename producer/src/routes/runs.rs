@@ -6,20 +6,24 @@ use axum::http::StatusCode;
 use runfleet_common::metrics::RUNS_SUBMITTED;
 use runfleet_common::run_state::RunStatus;
 use runfleet_common::runs::{self, Attempt, NewRun, Run, RunFilter, RunLogs, Trigger};
+use runfleet_common::tasks;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::api_error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
-use crate::routes::parse_run_id;
+use crate::routes::{bad_query, parse_run_id};
 use crate::state::AppState;
 
 /// Body of `POST /runs`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {
-    /// Script name.
-    pub script: String,
+    /// Script name (or give `task`).
+    pub script: Option<String>,
+    /// Task name: run the task with its settings; `parameters` override its defaults, and
+    /// the other fields given here override the task's.
+    pub task: Option<String>,
     /// Script version; the latest when absent.
     pub version: Option<i32>,
     /// Parameters: each key becomes `--key value` for the script.
@@ -64,20 +68,66 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateRun>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
+    let parameters = body.parameters.unwrap_or_default();
+    let new = match (body.script, body.task) {
+        (Some(script), None) => NewRun {
+            script,
+            version: body.version,
+            parameters,
+            ..NewRun::default()
+        },
+        (None, Some(task)) => {
+            let client = state
+                .pool
+                .get()
+                .await
+                .map_err(runfleet_common::Error::from)?;
+            let task = tasks::get(&client, &task).await.map_err(|e| match e {
+                runfleet_common::Error::NotFound { message, .. } => {
+                    runfleet_common::Error::invalid("unknown_task", "task", message)
+                }
+                other => other,
+            })?;
+            if body.version.is_some() {
+                return Err(runfleet_common::Error::invalid(
+                    "version_with_task",
+                    "version",
+                    "a task pins its own script version; change the task to change it",
+                )
+                .into());
+            }
+            task.new_run(&parameters, Trigger::Api)
+        }
+        (Some(_), Some(_)) => {
+            return Err(runfleet_common::Error::invalid(
+                "script_and_task",
+                "task",
+                "give either script or task, not both",
+            )
+            .into());
+        }
+        (None, None) => {
+            return Err(runfleet_common::Error::invalid(
+                "invalid_body",
+                "script",
+                "give the script to run (or a task)",
+            )
+            .into());
+        }
+    };
     submit(
         &state,
         NewRun {
-            script: body.script,
-            version: body.version,
-            parameters: body.parameters.unwrap_or_default(),
-            queue: body.queue,
-            timeout_seconds: body.timeout_seconds,
+            queue: body.queue.or(new.queue.clone()),
+            timeout_seconds: body.timeout_seconds.or(new.timeout_seconds),
             idempotency_key: body.idempotency_key,
             trigger: Trigger::Api,
-            max_attempts: body.max_attempts,
-            retry_backoff_seconds: body.retry_backoff_seconds,
-            retry_backoff_max_seconds: body.retry_backoff_max_seconds,
-            script_field: "script",
+            max_attempts: body.max_attempts.or(new.max_attempts),
+            retry_backoff_seconds: body.retry_backoff_seconds.or(new.retry_backoff_seconds),
+            retry_backoff_max_seconds: body
+                .retry_backoff_max_seconds
+                .or(new.retry_backoff_max_seconds),
+            ..new
         },
     )
     .await
@@ -209,10 +259,6 @@ pub struct RunPage {
     pub runs: Vec<Run>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
-}
-
-fn bad_query(field: &str, message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message).with_field(field)
 }
 
 /// Lists runs, newest first, with keyset pagination.

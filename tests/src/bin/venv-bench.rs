@@ -135,6 +135,7 @@ async fn hit_start_ms(executor: &Executor, requirements: &[String]) -> f64 {
         parameters: serde_json::json!({}),
         timeout_seconds: 60,
         submitted_at: chrono::Utc::now(),
+        env: serde_json::json!({}),
     };
     let t0 = SystemTime::now()
         .duration_since(UNIX_EPOCH)
