@@ -40,10 +40,11 @@ pub async fn fire_forever(
         changed.clone(),
         shutdown.clone(),
     ));
+    // The schedules gauge is recounted after every announced change and every GAUGE_EVERY.
     let mut gauge_at = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        if gauge_at.elapsed() >= Duration::ZERO {
+        if tokio::time::Instant::now() >= gauge_at {
             refresh_gauge(&pool).await;
             gauge_at = tokio::time::Instant::now() + GAUGE_EVERY;
         }
@@ -72,7 +73,7 @@ pub async fn fire_forever(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = changed.notified() => {}
+            _ = changed.notified() => gauge_at = tokio::time::Instant::now(),
             _ = shutdown.cancelled() => break,
         }
     }

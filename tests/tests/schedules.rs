@@ -468,3 +468,47 @@ async fn overlap_skip_waits_for_the_previous_run() {
     );
     scheduler.stop().await;
 }
+
+/// Whole seconds between consecutive fires, for runs fired by the cron (not triggers).
+fn gaps(runs: &[(DateTime<Utc>, String)]) -> Vec<i64> {
+    runs.windows(2)
+        .map(|w| (w[1].0 - w[0].0).num_seconds())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_scheduler_catches_up_missed_fires_or_only_the_latest() {
+    let fleet = fleet_without_consumer().await;
+    create_task(&fleet, "every-second").await;
+    let with_catchup = create_schedule(
+        &fleet,
+        json!({"task": "every-second", "cron": "* * * * * *", "catchup": true}),
+    )
+    .await;
+    let without = create_schedule(
+        &fleet,
+        json!({"task": "every-second", "cron": "* * * * * *"}),
+    )
+    .await;
+    let first = fleet.start_scheduler(5000).await;
+    wait_for_runs(&fleet, &without, 2).await;
+    first.stop().await;
+    let before = fired_runs(&fleet, &with_catchup).await.len();
+    // Down for 4 seconds, then a new scheduler.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let second = fleet.start_scheduler(5000).await;
+    wait_for_runs(&fleet, &with_catchup, before + 6).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    second.stop().await;
+
+    let caught_up = fired_runs(&fleet, &with_catchup).await;
+    assert!(
+        gaps(&caught_up).iter().all(|g| *g == 1),
+        "catch-up left a hole: {:?}",
+        gaps(&caught_up)
+    );
+    let latest_only = fired_runs(&fleet, &without).await;
+    let holes: Vec<i64> = gaps(&latest_only).into_iter().filter(|g| *g > 1).collect();
+    assert_eq!(holes.len(), 1, "one hole for the downtime: {latest_only:?}");
+    assert!(holes[0] >= 4, "the missed seconds were skipped: {holes:?}");
+}
