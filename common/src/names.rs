@@ -1,4 +1,4 @@
-//! The rules for names users choose: scripts, tasks, queues, parameter keys.
+//! The rules for names users choose: scripts, tasks, queues, parameter keys, env names.
 //!
 //! Kept in one place so the API, the scheduler and the consumer agree on them.
 
@@ -21,6 +21,15 @@ pub fn is_valid_script_name(name: &str) -> bool {
 /// Task names follow the script-name rules (they appear in URLs and logs).
 pub fn is_valid_task_name(name: &str) -> bool {
     is_valid_script_name(name)
+}
+
+/// Environment variable names a task may set: letters, digits and `_`, not starting with
+/// a digit, at most 128 characters.
+pub fn is_valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Worker queue names (and the AMQP prefix): 1-64 of `A-Z a-z 0-9 _ . -`.

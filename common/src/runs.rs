@@ -368,11 +368,7 @@ pub const MAX_ENV_BYTES: usize = 32 * 1024;
 pub fn check_env(env: &Map<String, Value>) -> Result<(), Error> {
     for (name, value) in env {
         let field = format!("env.{name}");
-        let valid_name = !name.is_empty()
-            && name.len() <= 128
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_name {
+        if !crate::names::is_valid_env_name(name) {
             return Err(Error::invalid(
                 "invalid_env",
                 field,
@@ -532,13 +528,24 @@ pub async fn insert(
     spec: &RunSpec,
 ) -> Result<Submitted, Error> {
     let version = scripts::resolve(client, &spec.script, spec.version, spec.script_field).await?;
+    insert_resolved(client, spec, version).await
+}
+
+/// [`insert`] with the script version already resolved (by [`scripts::resolve`]), for
+/// callers that make many runs of one script at once (schedule fires).
+pub async fn insert_resolved(
+    client: &impl deadpool_postgres::GenericClient,
+    spec: &RunSpec,
+    version: i32,
+) -> Result<Submitted, Error> {
     let parameters = Value::Object(spec.parameters.clone());
     let env = Value::Object(spec.env.clone());
     let id = Uuid::now_v7();
     let (schedule_id, scheduled_for) = spec.fire.unzip();
-    let inserted = client
-        .query_opt(
-            &format!(
+    // Prepared once per connection: this is the per-run insert of the API and of every
+    // schedule fire.
+    let statement = client
+        .prepare_cached(&format!(
                 "INSERT INTO runs (id, script_name, script_version, parameters, queue, status,
                                    attempt, triggered_by, idempotency_key, timeout_seconds,
                                    max_attempts, retry_backoff_seconds, retry_backoff_max_seconds,
@@ -546,7 +553,11 @@ pub async fn insert(
                  VALUES ($1, $2, $3, $4, $5, 'queued', 1, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                  ON CONFLICT DO NOTHING
                  RETURNING {COLUMNS}"
-            ),
+        ))
+        .await?;
+    let inserted = client
+        .query_opt(
+            &statement,
             &[
                 &id,
                 &spec.script,

@@ -6,6 +6,8 @@
 //! together; the unique `(schedule_id, scheduled_for)` on runs is the last guard. Every
 //! change through the API sends `NOTIFY runfleet_schedules`, which wakes the schedulers.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -16,7 +18,7 @@ use crate::amqp::Publisher;
 use crate::cron::CronSchedule;
 use crate::db::DbPool;
 use crate::error::Error;
-use crate::runs::{self, Run, Trigger};
+use crate::runs::{self, Run, RunSpec, Trigger};
 use crate::tasks;
 
 /// The Postgres channel schedule changes are announced on.
@@ -208,10 +210,7 @@ async fn check(
         ));
     }
     runs::check_parameters(&input.parameters, max_parameters_bytes)?;
-    tasks::get(client, &input.task).await.map_err(|e| match e {
-        Error::NotFound { message, .. } => Error::invalid("unknown_task", "task", message),
-        other => other,
-    })?;
+    tasks::get_for_field(client, &input.task, "task").await?;
     Ok(Checked {
         timezone,
         catchup_limit,
@@ -242,35 +241,14 @@ pub async fn create(
     input: ScheduleInput,
     max_parameters_bytes: usize,
 ) -> Result<Schedule, Error> {
-    let client = pool.get().await?;
-    let checked = check(&client, &input, max_parameters_bytes).await?;
-    let row = client
-        .query_one(
-            &format!(
-                "INSERT INTO schedules (id, task_name, cron, timezone, catchup, catchup_limit,
-                                        overlap, start_at, end_at, paused, parameters,
-                                        next_fire_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 RETURNING {COLUMNS}"
-            ),
-            &[
-                &Uuid::now_v7(),
-                &input.task,
-                &input.cron.trim(),
-                &checked.timezone,
-                &input.catchup,
-                &checked.catchup_limit,
-                &input.overlap.as_str(),
-                &input.start_at,
-                &input.end_at,
-                &input.paused,
-                &Value::Object(input.parameters),
-                &checked.next_fire_at,
-            ],
-        )
-        .await?;
-    announce(&client).await;
-    Ok(from_row(&row))
+    let sql = format!(
+        "INSERT INTO schedules (id, task_name, cron, timezone, catchup, catchup_limit,
+                                overlap, start_at, end_at, paused, parameters, next_fire_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         RETURNING {COLUMNS}"
+    );
+    let row = save(pool, Uuid::now_v7(), input, max_parameters_bytes, &sql).await?;
+    Ok(row.expect("an insert returns its row"))
 }
 
 /// Replaces every setting of a schedule; its next fire is computed afresh from now (an
@@ -281,17 +259,32 @@ pub async fn replace(
     input: ScheduleInput,
     max_parameters_bytes: usize,
 ) -> Result<Schedule, Error> {
+    let sql = format!(
+        "UPDATE schedules SET task_name = $2, cron = $3, timezone = $4, catchup = $5,
+                catchup_limit = $6, overlap = $7, start_at = $8, end_at = $9,
+                paused = $10, parameters = $11, next_fire_at = $12, updated_at = now()
+          WHERE id = $1
+      RETURNING {COLUMNS}"
+    );
+    save(pool, id, input, max_parameters_bytes, &sql)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// Checks `input`, runs `sql` (an insert or update taking the id and the settings as
+/// $1..$12) and tells the schedulers; None when it touched no row.
+async fn save(
+    pool: &DbPool,
+    id: Uuid,
+    input: ScheduleInput,
+    max_parameters_bytes: usize,
+    sql: &str,
+) -> Result<Option<Schedule>, Error> {
     let client = pool.get().await?;
     let checked = check(&client, &input, max_parameters_bytes).await?;
     let row = client
         .query_opt(
-            &format!(
-                "UPDATE schedules SET task_name = $2, cron = $3, timezone = $4, catchup = $5,
-                        catchup_limit = $6, overlap = $7, start_at = $8, end_at = $9,
-                        paused = $10, parameters = $11, next_fire_at = $12, updated_at = now()
-                  WHERE id = $1
-              RETURNING {COLUMNS}"
-            ),
+            sql,
             &[
                 &id,
                 &input.task,
@@ -309,7 +302,7 @@ pub async fn replace(
         )
         .await?;
     announce(&client).await;
-    row.map(|r| from_row(&r)).ok_or_else(|| not_found(id))
+    Ok(row.map(|r| from_row(&r)))
 }
 
 /// Deletes a schedule (its runs stay).
@@ -324,7 +317,13 @@ pub async fn delete(pool: &DbPool, id: Uuid) -> Result<(), Error> {
 
 /// One schedule.
 pub async fn get(pool: &DbPool, id: Uuid) -> Result<Schedule, Error> {
-    let client = pool.get().await?;
+    fetch(&pool.get().await?, id).await
+}
+
+async fn fetch(
+    client: &impl deadpool_postgres::GenericClient,
+    id: Uuid,
+) -> Result<Schedule, Error> {
     let row = client
         .query_opt(
             &format!("SELECT {COLUMNS} FROM schedules WHERE id = $1"),
@@ -352,10 +351,10 @@ pub async fn list(pool: &DbPool, task: Option<&str>) -> Result<Vec<Schedule>, Er
 /// Pauses (`paused = true`) or resumes a schedule. Resuming starts from the next fire
 /// after now: the paused stretch is not back-filled.
 pub async fn set_paused(pool: &DbPool, id: Uuid, paused: bool) -> Result<Schedule, Error> {
-    let mut schedule = get(pool, id).await?;
+    let client = pool.get().await?;
+    let schedule = fetch(&client, id).await?;
     let cron = parse_cron(&schedule.cron, &schedule.timezone)?;
     let next = first_fire(&cron, Utc::now(), schedule.start_at, schedule.end_at);
-    let client = pool.get().await?;
     let row = client
         .query_opt(
             &format!(
@@ -368,14 +367,13 @@ pub async fn set_paused(pool: &DbPool, id: Uuid, paused: bool) -> Result<Schedul
         )
         .await?;
     announce(&client).await;
-    schedule = row.map(|r| from_row(&r)).ok_or_else(|| not_found(id))?;
-    Ok(schedule)
+    row.map(|r| from_row(&r)).ok_or_else(|| not_found(id))
 }
 
 /// Creates one run of the schedule's task now (trigger `api`), whatever its cron says.
 pub async fn trigger(pool: &DbPool, publisher: &Publisher, id: Uuid) -> Result<Run, Error> {
-    let schedule = get(pool, id).await?;
     let client = pool.get().await?;
+    let schedule = fetch(&client, id).await?;
     let task = tasks::get(&client, &schedule.task).await?;
     let params = schedule.parameters.as_object().cloned().unwrap_or_default();
     let spec = task.fire_spec(&params, id, Utc::now(), Trigger::Api);
@@ -406,25 +404,16 @@ pub async fn upcoming(
     Ok((schedule, times))
 }
 
-/// One run a fire created, for publishing and the lag metric.
-#[derive(Debug, Clone)]
-pub struct Fired {
-    /// The run.
-    pub run: Run,
-    /// The scheduled time it stands for.
-    pub scheduled_for: DateTime<Utc>,
-}
-
 /// What one [`fire_due`] pass did.
 #[derive(Debug, Default)]
 pub struct FireReport {
     /// Schedules that were due and taken by this pass.
     pub schedules: usize,
-    /// Runs created (commit done; publish them next).
-    pub fired: Vec<Fired>,
+    /// Runs created (commit done; publish them next). Each has its `scheduled_for`.
+    pub fired: Vec<Run>,
     /// Fires skipped because the previous run was still queued or running.
     pub skipped_overlap: usize,
-    /// Missed fires not run because catch-up is off or its limit cut them.
+    /// Schedules whose missed fires were not all run (catch-up off, or its limit cut).
     pub missed: usize,
     /// Fires that could not make a run (their task's script is gone).
     pub failed: usize,
@@ -433,6 +422,10 @@ pub struct FireReport {
 /// Fires up to `batch` due schedules at `now`: for each, the runs its missed or due fires
 /// call for (see [`CronSchedule::due_between`]), then its next fire time, in one
 /// transaction. Rows another scheduler holds are skipped, not waited for.
+///
+/// The cost is kept per batch, not per fire: each task and its script version are read
+/// once, the inserts are sent back to back on the connection (tokio-postgres pipelines
+/// concurrent queries), and every schedule's next fire time moves in one UPDATE.
 pub async fn fire_due(pool: &DbPool, now: DateTime<Utc>, batch: i64) -> Result<FireReport, Error> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -452,78 +445,122 @@ pub async fn fire_due(pool: &DbPool, now: DateTime<Utc>, batch: i64) -> Result<F
         schedules: rows.len(),
         ..FireReport::default()
     };
+    // Task name → the task and its resolved script version (None: it cannot make runs).
+    let mut tasks: HashMap<String, Option<(tasks::Task, i32)>> = HashMap::new();
+    let mut fires: Vec<(RunSpec, i32)> = Vec::new();
+    let mut moved = Vec::with_capacity(rows.len());
+    let mut next_fires = Vec::with_capacity(rows.len());
+    let mut last_fires = Vec::with_capacity(rows.len());
     for row in &rows {
         let schedule = from_row(row);
         let from: DateTime<Utc> = row.get(11);
+        moved.push(schedule.id);
         let cron = match parse_cron(&schedule.cron, &schedule.timezone) {
             Ok(c) => c,
             Err(e) => {
                 // Stored expressions were checked on save; a parser change could still
                 // refuse one. Park the schedule rather than retry it forever.
                 tracing::error!(schedule_id = %schedule.id, error = %e, "schedule's cron no longer parses; it will not fire until edited");
-                tx.execute(
-                    "UPDATE schedules SET next_fire_at = NULL WHERE id = $1",
-                    &[&schedule.id],
-                )
-                .await?;
+                next_fires.push(None);
+                last_fires.push(None);
                 continue;
             }
         };
         let until = schedule.end_at.map_or(now, |end| end.min(now));
-        let (due, cut) = cron.due_between(
+        let (mut due, cut) = cron.due_between(
             from,
             until,
             schedule.catchup,
             schedule.catchup_limit as usize,
         );
+        let latest_only = !schedule.catchup && due.first().is_some_and(|t| *t > from);
         if cut {
             tracing::warn!(schedule_id = %schedule.id, limit = schedule.catchup_limit,
                 missed_from = %from, kept_from = %due[0],
                 "catch-up limit reached: older missed fires are not run");
-        } else if !schedule.catchup && due.first().is_some_and(|t| *t > from) {
+        } else if latest_only {
             tracing::info!(schedule_id = %schedule.id, missed_from = %from, firing = %due[0],
                 "fires were missed while no scheduler ran; catch-up is off, so only the latest runs");
         }
-        if cut || (!schedule.catchup && due.first().is_some_and(|t| *t > from)) {
-            report.missed += 1;
+        report.missed += usize::from(cut || latest_only);
+        next_fires.push(
+            cron.next_after(now)
+                .filter(|t| schedule.end_at.is_none_or(|end| *t <= end)),
+        );
+        last_fires.push(due.last().copied());
+        if due.is_empty() {
+            continue;
         }
-        let task = tasks::get(&tx, &schedule.task).await?;
+        if schedule.overlap == Overlap::Skip {
+            // One run at a time: the first due fire runs unless an earlier run is still
+            // active; the later ones would find that run queued.
+            let active = has_active_run(&tx, schedule.id).await?;
+            let keep = usize::from(!active);
+            report.skipped_overlap += due.len() - keep;
+            tracing::info!(schedule_id = %schedule.id, skipped = due.len() - keep,
+                "previous run still queued or running; fires skipped (overlap: skip)");
+            due.truncate(keep);
+        }
+        let task = match tasks.get(&schedule.task) {
+            Some(known) => known,
+            None => {
+                let loaded = load_task(&tx, &schedule.task).await?;
+                tasks.entry(schedule.task.clone()).or_insert(loaded)
+            }
+        };
+        let Some((task, version)) = task else {
+            report.failed += due.len();
+            continue;
+        };
         let params = schedule.parameters.as_object().cloned().unwrap_or_default();
-        for at in &due {
-            if schedule.overlap == Overlap::Skip && has_active_run(&tx, schedule.id).await? {
-                tracing::info!(schedule_id = %schedule.id, scheduled_for = %at,
-                    "previous run still queued or running; fire skipped (overlap: skip)");
-                report.skipped_overlap += 1;
-                continue;
-            }
-            let spec = task.fire_spec(&params, schedule.id, *at, Trigger::Schedule);
-            match runs::insert(&tx, &spec).await {
-                Ok(submitted) if submitted.created => report.fired.push(Fired {
-                    run: submitted.run,
-                    scheduled_for: *at,
-                }),
-                Ok(_) => {}
-                Err(e @ (Error::Invalid { .. } | Error::NotFound { .. })) => {
-                    tracing::error!(schedule_id = %schedule.id, task = %task.name, error = %e,
-                        "schedule fire could not make a run; fix the task");
-                    report.failed += 1;
-                }
-                Err(e) => return Err(e),
-            }
+        for at in due {
+            fires.push((
+                task.fire_spec(&params, schedule.id, at, Trigger::Schedule),
+                *version,
+            ));
         }
-        let next = cron
-            .next_after(now)
-            .filter(|t| schedule.end_at.is_none_or(|end| *t <= end));
+    }
+    let inserted = futures_util::future::join_all(
+        fires
+            .iter()
+            .map(|(spec, version)| runs::insert_resolved(&tx, spec, *version)),
+    )
+    .await;
+    for submitted in inserted {
+        let submitted = submitted?;
+        if submitted.created {
+            report.fired.push(submitted.run);
+        }
+    }
+    if !moved.is_empty() {
         tx.execute(
-            "UPDATE schedules SET next_fire_at = $2,
-                    last_fired_at = COALESCE($3, last_fired_at)
-              WHERE id = $1",
-            &[&schedule.id, &next, &due.last()],
+            "UPDATE schedules s SET next_fire_at = m.next,
+                    last_fired_at = COALESCE(m.last, s.last_fired_at)
+               FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS m(id, next, last)
+              WHERE s.id = m.id",
+            &[&moved, &next_fires, &last_fires],
         )
         .await?;
     }
     tx.commit().await?;
     Ok(report)
+}
+
+/// A task and its resolved script version for firing; None (logged) when the task can no
+/// longer make runs.
+async fn load_task(
+    client: &impl deadpool_postgres::GenericClient,
+    name: &str,
+) -> Result<Option<(tasks::Task, i32)>, Error> {
+    let task = tasks::get(client, name).await?;
+    match crate::scripts::resolve(client, &task.script, task.version, "script").await {
+        Ok(version) => Ok(Some((task, version))),
+        Err(e @ (Error::Invalid { .. } | Error::NotFound { .. })) => {
+            tracing::error!(task = %name, error = %e, "schedule fires could not make a run; fix the task");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn has_active_run(

@@ -142,37 +142,21 @@ pub async fn create(
     input: TaskInput,
 ) -> Result<Task, Error> {
     check_name(name)?;
-    let client = pool.get().await?;
-    let spec = resolve(&client, policy, input).await?;
-    let row = client
-        .query_opt(
-            &format!(
-                "INSERT INTO tasks (name, script_name, script_version, parameters, queue,
-                                    timeout_seconds, max_attempts, retry_backoff_seconds,
-                                    retry_backoff_max_seconds, env)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (name) DO NOTHING
-                 RETURNING {COLUMNS}"
-            ),
-            &[
-                &name,
-                &spec.script,
-                &spec.version,
-                &Value::Object(spec.parameters),
-                &spec.queue,
-                &spec.timeout_seconds,
-                &spec.retry.max_attempts,
-                &spec.retry.backoff_seconds,
-                &spec.retry.backoff_max_seconds,
-                &Value::Object(spec.env),
-            ],
-        )
-        .await?;
-    row.map(|r| from_row(&r)).ok_or_else(|| Error::Conflict {
-        code: "task_exists",
-        field: "name".into(),
-        message: format!("a task named '{name}' exists; change it with PUT /tasks/{name}"),
-    })
+    let sql = format!(
+        "INSERT INTO tasks (name, script_name, script_version, parameters, queue,
+                            timeout_seconds, max_attempts, retry_backoff_seconds,
+                            retry_backoff_max_seconds, env)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (name) DO NOTHING
+         RETURNING {COLUMNS}"
+    );
+    save(pool, policy, name, input, &sql)
+        .await?
+        .ok_or_else(|| Error::Conflict {
+            code: "task_exists",
+            field: "name".into(),
+            message: format!("a task named '{name}' exists; change it with PUT /tasks/{name}"),
+        })
 }
 
 /// Replaces every setting of task `name` (absent fields go back to the defaults).
@@ -182,18 +166,33 @@ pub async fn replace(
     name: &str,
     input: TaskInput,
 ) -> Result<Task, Error> {
+    let sql = format!(
+        "UPDATE tasks SET script_name = $2, script_version = $3, parameters = $4,
+                queue = $5, timeout_seconds = $6, max_attempts = $7,
+                retry_backoff_seconds = $8, retry_backoff_max_seconds = $9, env = $10,
+                updated_at = now()
+          WHERE name = $1
+      RETURNING {COLUMNS}"
+    );
+    save(pool, policy, name, input, &sql)
+        .await?
+        .ok_or_else(|| not_found(name))
+}
+
+/// Checks and resolves `input`, then runs `sql` (an insert or update taking the name and
+/// the settings as $1..$10); None when it touched no row.
+async fn save(
+    pool: &DbPool,
+    policy: &SubmitPolicy,
+    name: &str,
+    input: TaskInput,
+    sql: &str,
+) -> Result<Option<Task>, Error> {
     let client = pool.get().await?;
     let spec = resolve(&client, policy, input).await?;
     let row = client
         .query_opt(
-            &format!(
-                "UPDATE tasks SET script_name = $2, script_version = $3, parameters = $4,
-                        queue = $5, timeout_seconds = $6, max_attempts = $7,
-                        retry_backoff_seconds = $8, retry_backoff_max_seconds = $9, env = $10,
-                        updated_at = now()
-                  WHERE name = $1
-              RETURNING {COLUMNS}"
-            ),
+            sql,
             &[
                 &name,
                 &spec.script,
@@ -208,7 +207,7 @@ pub async fn replace(
             ],
         )
         .await?;
-    row.map(|r| from_row(&r)).ok_or_else(|| not_found(name))
+    Ok(row.map(|r| from_row(&r)))
 }
 
 /// Deletes task `name`; refused while schedules use it.
@@ -260,6 +259,19 @@ pub async fn get(
         )
         .await?;
     row.map(|r| from_row(&r)).ok_or_else(|| not_found(name))
+}
+
+/// Task `name` as named by request field `field`: a missing task is a 422 on that field
+/// (for runs and schedules that refer to a task), not a 404.
+pub async fn get_for_field(
+    client: &impl deadpool_postgres::GenericClient,
+    name: &str,
+    field: &str,
+) -> Result<Task, Error> {
+    get(client, name).await.map_err(|e| match e {
+        Error::NotFound { message, .. } => Error::invalid("unknown_task", field, message),
+        other => other,
+    })
 }
 
 /// All tasks by name.

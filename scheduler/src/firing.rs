@@ -87,17 +87,17 @@ async fn fire_all_due(pool: &DbPool, publisher: &Publisher) -> Result<(), runfle
         let report = schedules::fire_due(pool, Utc::now(), BATCH).await?;
         if !report.fired.is_empty() {
             let client = pool.get().await?;
-            let runs: Vec<_> = report.fired.iter().map(|f| f.run.clone()).collect();
-            runfleet_common::runs::publish(&client, publisher, &runs).await;
+            runfleet_common::runs::publish(&client, publisher, &report.fired).await;
             let now = Utc::now();
-            for fired in &report.fired {
-                let lag = (now - fired.scheduled_for).num_microseconds().unwrap_or(0) as f64 / 1e6;
+            for run in &report.fired {
+                let scheduled_for = run.scheduled_for.unwrap_or(now);
+                let lag = (now - scheduled_for).num_microseconds().unwrap_or(0) as f64 / 1e6;
                 SCHEDULER_FIRE_LAG.observe(lag.max(0.0));
                 runfleet_common::metrics::RUNS_SUBMITTED
-                    .with_label_values(&[fired.run.queue.as_str(), "schedule"])
+                    .with_label_values(&[run.queue.as_str(), "schedule"])
                     .inc();
-                tracing::debug!(run_id = %fired.run.id, schedule_id = ?fired.run.schedule_id,
-                    scheduled_for = %fired.scheduled_for, lag_seconds = lag, "schedule fired");
+                tracing::debug!(run_id = %run.id, schedule_id = ?run.schedule_id,
+                    %scheduled_for, lag_seconds = lag, "schedule fired");
             }
         }
         SCHEDULER_FIRES

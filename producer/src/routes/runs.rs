@@ -82,12 +82,7 @@ pub async fn create(
                 .get()
                 .await
                 .map_err(runfleet_common::Error::from)?;
-            let task = tasks::get(&client, &task).await.map_err(|e| match e {
-                runfleet_common::Error::NotFound { message, .. } => {
-                    runfleet_common::Error::invalid("unknown_task", "task", message)
-                }
-                other => other,
-            })?;
+            let task = tasks::get_for_field(&client, &task, "task").await?;
             if body.version.is_some() {
                 return Err(runfleet_common::Error::invalid(
                     "version_with_task",
