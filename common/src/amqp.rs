@@ -141,6 +141,20 @@ pub async fn declare_topology(
     Ok(())
 }
 
+/// The AMQP header carrying a run's W3C trace context.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// One worker queue as the broker counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Worker queue name (without the prefix).
+    pub queue: String,
+    /// Messages ready for delivery (not counting unacked ones).
+    pub messages_ready: u32,
+    /// Subscribed consumers.
+    pub consumers: u32,
+}
+
 struct Link {
     connection: Connection,
     channel: Channel,
@@ -247,14 +261,25 @@ impl Publisher {
     }
 
     /// Publishes one run message as persistent and waits for the broker's confirm.
-    pub async fn publish(&self, queue: &str, message: &RunMessage) -> Result<(), AmqpError> {
+    /// `traceparent` (the run's W3C trace context) travels in the header of that name.
+    pub async fn publish(
+        &self,
+        queue: &str,
+        message: &RunMessage,
+        traceparent: Option<&str>,
+    ) -> Result<(), AmqpError> {
         let cfg = &self.inner.config;
         let link = self.link().await?;
         let routing_key = queue_name(cfg, queue);
-        let properties = BasicProperties::default()
+        let mut properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_message_id(message.run_id.to_string().into());
+        if let Some(tp) = traceparent {
+            let mut headers = FieldTable::default();
+            headers.insert(TRACEPARENT_HEADER.into(), AMQPValue::LongString(tp.into()));
+            properties = properties.with_headers(headers);
+        }
         let result = tokio::time::timeout(cfg.timeout(), async {
             let confirm = link
                 .channel
@@ -289,6 +314,39 @@ impl Publisher {
             return Err(AmqpError::Unroutable(routing_key));
         }
         Ok(())
+    }
+
+    /// Ready messages and consumers of every worker queue, as the broker counts them
+    /// (passive declares on a channel of their own, so a failure cannot break publishing).
+    pub async fn queue_stats(&self) -> Result<Vec<QueueStats>, AmqpError> {
+        let cfg = &self.inner.config;
+        let link = self.link().await?;
+        let read = async {
+            let channel = link.connection.create_channel().await?;
+            let mut stats = Vec::with_capacity(self.inner.queues.len());
+            for queue in &self.inner.queues {
+                let declared = channel
+                    .queue_declare(
+                        queue_name(cfg, queue).as_str().into(),
+                        QueueDeclareOptions {
+                            passive: true,
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await?;
+                stats.push(QueueStats {
+                    queue: queue.clone(),
+                    messages_ready: declared.message_count(),
+                    consumers: declared.consumer_count(),
+                });
+            }
+            let _ = channel.close(200, "done".into()).await;
+            Ok::<_, AmqpError>(stats)
+        };
+        tokio::time::timeout(cfg.timeout(), read)
+            .await
+            .map_err(|_| AmqpError::Timeout(cfg.timeout()))?
     }
 
     async fn drop_link(&self, broken: &Arc<Link>) {

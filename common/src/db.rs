@@ -127,6 +127,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0006_tasks_and_schedules.sql",
         sql: include_str!("../../migrations/0006_tasks_and_schedules.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_run_queue_time_and_trace.sql",
+        sql: include_str!("../../migrations/0007_run_queue_time_and_trace.sql"),
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many it applied.

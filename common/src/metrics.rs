@@ -79,6 +79,88 @@ pub static RUN_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
 });
 
+/// Time an attempt waited in its queue: from queued (submit, retry or requeue) to a
+/// consumer starting it.
+pub static RUN_QUEUE_WAIT: LazyLock<HistogramVec> = LazyLock::new(|| {
+    registered(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "runfleet_run_queue_wait_seconds",
+                "Time from a run attempt being queued to a consumer starting it.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                900.0, 3600.0,
+            ]),
+            &["queue"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+fn gauge(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    registered(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+}
+
+/// Messages ready in each worker queue, as RabbitMQ reports them (what an autoscaler
+/// scales consumers on).
+pub static QUEUE_MESSAGES_READY: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauge(
+        "runfleet_queue_messages_ready",
+        "Messages ready for delivery in a worker queue (RabbitMQ's count).",
+        &["queue"],
+    )
+});
+
+/// Consumers subscribed to each worker queue, as RabbitMQ reports them.
+pub static QUEUE_CONSUMERS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauge(
+        "runfleet_queue_consumers",
+        "Consumers subscribed to a worker queue (RabbitMQ's count).",
+        &["queue"],
+    )
+});
+
+/// Age of the oldest queued run per queue (0 when none waits), from Postgres.
+pub static QUEUE_OLDEST_AGE: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
+    registered(
+        prometheus::GaugeVec::new(
+            Opts::new(
+                "runfleet_queue_oldest_run_age_seconds",
+                "How long the oldest queued run of a queue has waited (0 when none waits).",
+            ),
+            &["queue"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// API requests by route template (never the raw path), method and status code.
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "runfleet_http_requests_total",
+        "HTTP requests answered, by route template, method and status.",
+        &["route", "method", "status"],
+    )
+});
+
+/// API request latency by route template and method.
+pub static HTTP_REQUEST_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    registered(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "runfleet_http_request_duration_seconds",
+                "Time to answer an HTTP request, by route template and method.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["route", "method"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Consumer slots by state (`busy`, `idle`).
 pub static CONSUMER_SLOTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     registered(
@@ -126,6 +208,69 @@ pub static SCHEDULER_SCHEDULES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
         .expect("valid metric"),
     )
 });
+
+/// Schedules that should have fired over a minute ago and have not (all schedulers down,
+/// stuck or far behind).
+pub static SCHEDULER_OVERDUE: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
+    plain_gauge(
+        "runfleet_scheduler_overdue_schedules",
+        "Active schedules whose next fire is more than a minute late.",
+    )
+});
+
+/// Triggers a run may have.
+const TRIGGERS: [&str; 4] = ["api", "cli", "retry", "schedule"];
+/// Final statuses a consumer reports.
+const FINISHED: [&str; 4] = ["succeeded", "failed", "timed_out", "cancelled"];
+
+/// Creates the producer's series at zero, so dashboards and alerts see them (and `rate()`
+/// works) before the first event.
+pub fn init_producer(queues: &[String]) {
+    for queue in queues {
+        for trigger in TRIGGERS {
+            RUNS_SUBMITTED.with_label_values(&[queue, trigger]);
+        }
+        QUEUE_MESSAGES_READY.with_label_values(&[queue]);
+        QUEUE_CONSUMERS.with_label_values(&[queue]);
+        QUEUE_OLDEST_AGE.with_label_values(&[queue]);
+    }
+    for outcome in ["run_dead", "stale", "malformed"] {
+        DEAD_LETTERS.with_label_values(&[outcome]);
+    }
+}
+
+/// Creates the consumer's series at zero (see [`init_producer`]).
+pub fn init_consumer(queues: &[String]) {
+    for queue in queues {
+        RUN_QUEUE_WAIT.with_label_values(&[queue]);
+        for status in FINISHED {
+            RUNS_FINISHED.with_label_values(&[queue, status]);
+            RUN_DURATION.with_label_values(&[queue, status]);
+        }
+    }
+    for state in ["busy", "idle"] {
+        CONSUMER_SLOTS.with_label_values(&[state]);
+    }
+    LazyLock::force(&VENV_HITS);
+    LazyLock::force(&VENV_MISSES);
+    LazyLock::force(&VENV_INSTALL_FAILURES);
+    LazyLock::force(&VENV_EVICTIONS);
+    LazyLock::force(&VENV_ENTRIES);
+    LazyLock::force(&VENV_BYTES);
+    LazyLock::force(&VENV_INSTALL_SECONDS);
+}
+
+/// Creates the scheduler's series at zero (see [`init_producer`]).
+pub fn init_scheduler() {
+    for outcome in ["fired", "skipped_overlap", "missed", "failed"] {
+        SCHEDULER_FIRES.with_label_values(&[outcome]);
+    }
+    for state in ["active", "paused", "ended"] {
+        SCHEDULER_SCHEDULES.with_label_values(&[state]);
+    }
+    LazyLock::force(&SCHEDULER_FIRE_LAG);
+    LazyLock::force(&SCHEDULER_OVERDUE);
+}
 
 /// Renders every registered metric in the Prometheus text format.
 pub fn render() -> String {

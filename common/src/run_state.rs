@@ -113,6 +113,10 @@ pub struct ClaimedRun {
     pub submitted_at: chrono::DateTime<chrono::Utc>,
     /// Extra environment variables from the run's task (a JSON object of strings).
     pub env: Value,
+    /// Seconds this attempt waited in the queue (Postgres clock, so no skew).
+    pub queue_wait_seconds: f64,
+    /// The W3C trace context the run was created under, if any.
+    pub traceparent: Option<String>,
 }
 
 /// The answer to "may I run this message?".
@@ -146,7 +150,9 @@ pub async fn claim(
               WHERE r.id = $1 AND r.attempt = $2 AND r.status = 'queued'
                 AND s.name = r.script_name AND s.version = r.script_version
           RETURNING r.script_name, s.language, s.content, s.sha256, r.parameters,
-                    r.timeout_seconds, r.submitted_at, s.requirements, r.env",
+                    r.timeout_seconds, r.submitted_at, s.requirements, r.env,
+                    greatest(extract(epoch FROM clock_timestamp() - r.queued_at), 0)::float8,
+                    r.traceparent",
             &[&run_id, &attempt, &worker],
         )
         .await?;
@@ -163,6 +169,8 @@ pub async fn claim(
             submitted_at: row.get(6),
             requirements: row.get(7),
             env: row.get(8),
+            queue_wait_seconds: row.get(9),
+            traceparent: row.get(10),
         })));
     }
     let current = client
@@ -295,7 +303,7 @@ pub async fn promote_due_retries(client: &impl GenericClient) -> Result<Vec<Uuid
     let rows = client
         .query(
             "UPDATE runs SET status = 'queued', attempt = attempt + 1, retry_at = NULL,
-                    published_at = NULL, started_at = NULL, worker = NULL, heartbeat_at = NULL,
+                    queued_at = now(), published_at = NULL, started_at = NULL, worker = NULL, heartbeat_at = NULL,
                     exit_code = NULL, error_code = NULL, error = NULL, result = NULL
               WHERE status = 'retrying' AND retry_at <= now()
           RETURNING id",
@@ -352,6 +360,7 @@ pub async fn reclaim_stale(
                     attempt = CASE WHEN reclaims >= $2 THEN attempt ELSE attempt + 1 END,
                     reclaims = reclaims + 1,
                     published_at = CASE WHEN reclaims >= $2 THEN published_at ELSE NULL END,
+                    queued_at = CASE WHEN reclaims >= $2 THEN queued_at ELSE now() END,
                     started_at = CASE WHEN reclaims >= $2 THEN started_at ELSE NULL END,
                     worker = CASE WHEN reclaims >= $2 THEN worker ELSE NULL END,
                     heartbeat_at = NULL
@@ -414,7 +423,7 @@ pub async fn retry(client: &impl GenericClient, run_id: Uuid) -> Result<RetryOut
         .execute(
             "UPDATE runs SET status = 'queued', attempt = attempt + 1,
                     max_attempts = GREATEST(max_attempts, attempt + 1),
-                    published_at = NULL, started_at = NULL, finished_at = NULL, worker = NULL,
+                    queued_at = now(), published_at = NULL, started_at = NULL, finished_at = NULL, worker = NULL,
                     heartbeat_at = NULL, retry_at = NULL, cancel_requested_at = NULL,
                     exit_code = NULL, error_code = NULL, error = NULL, result = NULL
               WHERE id = $1
@@ -445,7 +454,7 @@ pub async fn release(client: &impl GenericClient, runs: &[(Uuid, i32)]) -> Resul
     Ok(client
         .execute(
             "UPDATE runs r SET status = 'queued', attempt = r.attempt + 1, published_at = NULL,
-                    started_at = NULL, worker = NULL, heartbeat_at = NULL
+                    queued_at = now(), started_at = NULL, worker = NULL, heartbeat_at = NULL
                FROM unnest($1::uuid[], $2::int[]) AS mine(id, attempt)
               WHERE r.id = mine.id AND r.attempt = mine.attempt AND r.status = 'running'",
             &[&ids, &attempts],

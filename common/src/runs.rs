@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::amqp::Publisher;
@@ -129,15 +130,21 @@ pub struct Run {
     pub schedule_id: Option<Uuid>,
     /// The fire time it stands for (with `schedule_id`).
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// OpenTelemetry trace id of the run (submit, publish, consume, script, result).
+    pub trace_id: Option<String>,
+    /// The full W3C trace context (carried by the run's messages).
+    #[serde(skip)]
+    pub traceparent: Option<String>,
 }
 
 const COLUMNS: &str = "id, script_name, script_version, parameters, queue, status, attempt, \
     triggered_by, idempotency_key, timeout_seconds, submitted_at, started_at, finished_at, \
     worker, exit_code, error_code, error, result, venv_signature, reclaims, cancel_requested_at, \
-    max_attempts, retry_at, task_name, schedule_id, scheduled_for";
+    max_attempts, retry_at, task_name, schedule_id, scheduled_for, traceparent";
 
 fn from_row(row: &Row) -> Run {
     let status: String = row.get(5);
+    let traceparent: Option<String> = row.get(26);
     Run {
         id: row.get(0),
         script: row.get(1),
@@ -164,6 +171,11 @@ fn from_row(row: &Row) -> Run {
         task: row.get(23),
         schedule_id: row.get(24),
         scheduled_for: row.get(25),
+        trace_id: traceparent
+            .as_deref()
+            .and_then(crate::telemetry::trace_id_of)
+            .map(str::to_string),
+        traceparent,
     }
 }
 
@@ -546,11 +558,12 @@ pub async fn insert_resolved(
     // schedule fire.
     let statement = client
         .prepare_cached(&format!(
-                "INSERT INTO runs (id, script_name, script_version, parameters, queue, status,
+            "INSERT INTO runs (id, script_name, script_version, parameters, queue, status,
                                    attempt, triggered_by, idempotency_key, timeout_seconds,
                                    max_attempts, retry_backoff_seconds, retry_backoff_max_seconds,
-                                   task_name, schedule_id, scheduled_for, env)
-                 VALUES ($1, $2, $3, $4, $5, 'queued', 1, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                   task_name, schedule_id, scheduled_for, env, traceparent)
+                 VALUES ($1, $2, $3, $4, $5, 'queued', 1, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                         $15, $16)
                  ON CONFLICT DO NOTHING
                  RETURNING {COLUMNS}"
         ))
@@ -574,6 +587,7 @@ pub async fn insert_resolved(
                 &schedule_id,
                 &scheduled_for,
                 &env,
+                &crate::telemetry::current_traceparent(),
             ],
         )
         .await?;
@@ -633,12 +647,22 @@ pub async fn publish(
     publisher: &Publisher,
     runs: &[Run],
 ) -> usize {
-    let results = futures_util::future::join_all(runs.iter().map(|run| async move {
+    let results = futures_util::future::join_all(runs.iter().map(|run| {
         let message = RunMessage {
             run_id: run.id,
             attempt: run.attempt,
         };
-        publisher.publish(&run.queue, &message).await
+        // A child of the span the run was created in, even when published later.
+        let span = tracing::info_span!("publish", run_id = %run.id, queue = %run.queue);
+        if let Some(tp) = &run.traceparent {
+            crate::telemetry::set_parent(&span, tp);
+        }
+        async move {
+            publisher
+                .publish(&run.queue, &message, run.traceparent.as_deref())
+                .await
+        }
+        .instrument(span)
     }))
     .await;
     let mut confirmed = Vec::with_capacity(runs.len());
@@ -672,7 +696,7 @@ pub async fn sweep_outbox(
     let age = min_age.as_secs_f64();
     let rows = tx
         .query(
-            "SELECT id, queue, attempt FROM runs
+            "SELECT id, queue, attempt, traceparent FROM runs
               WHERE published_at IS NULL AND status = 'queued'
                 AND submitted_at < now() - make_interval(secs => $1)
               ORDER BY submitted_at
@@ -686,8 +710,13 @@ pub async fn sweep_outbox(
         let run_id: Uuid = row.get(0);
         let queue: String = row.get(1);
         let attempt: i32 = row.get(2);
+        let traceparent: Option<String> = row.get(3);
         match publisher
-            .publish(&queue, &RunMessage { run_id, attempt })
+            .publish(
+                &queue,
+                &RunMessage { run_id, attempt },
+                traceparent.as_deref(),
+            )
             .await
         {
             Ok(()) => published.push(run_id),

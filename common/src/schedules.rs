@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::amqp::Publisher;
@@ -520,11 +521,15 @@ pub async fn fire_due(pool: &DbPool, now: DateTime<Utc>, batch: i64) -> Result<F
             ));
         }
     }
-    let inserted = futures_util::future::join_all(
-        fires
-            .iter()
-            .map(|(spec, version)| runs::insert_resolved(&tx, spec, *version)),
-    )
+    // Each fire starts a trace of its own; its run carries it to the consumer.
+    let inserted = futures_util::future::join_all(fires.iter().map(|(spec, version)| {
+        let span = match spec.fire {
+            Some((schedule_id, at)) => tracing::info_span!(parent: None, "schedule_fire",
+                schedule_id = %schedule_id, scheduled_for = %at.to_rfc3339()),
+            None => tracing::Span::none(),
+        };
+        runs::insert_resolved(&tx, spec, *version).instrument(span)
+    }))
     .await;
     for submitted in inserted {
         let submitted = submitted?;
@@ -584,6 +589,19 @@ pub async fn next_due(pool: &DbPool) -> Result<Option<DateTime<Utc>>, Error> {
         .query_one(
             "SELECT min(next_fire_at) FROM schedules WHERE NOT paused AND next_fire_at IS NOT NULL",
             &[],
+        )
+        .await?
+        .get(0))
+}
+
+/// Active schedules whose next fire is more than `late` overdue.
+pub async fn count_overdue(pool: &DbPool, late: std::time::Duration) -> Result<i64, Error> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM schedules
+              WHERE NOT paused AND next_fire_at < now() - make_interval(secs => $1)",
+            &[&late.as_secs_f64()],
         )
         .await?
         .get(0))

@@ -11,6 +11,7 @@ use runfleet_common::runs::contains_nul;
 use serde_json::Value;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::argv::parameters_to_args;
 use crate::child::{self, Limits};
@@ -142,7 +143,11 @@ impl Executor {
             outcome: failure(code, message),
             elapsed: Duration::ZERO,
         };
-        let (interpreter, lease) = match self.interpreter(run).await {
+        let (interpreter, lease) = match self
+            .interpreter(run)
+            .instrument(tracing::info_span!("venv", language = %run.language))
+            .await
+        {
             Ok(found) => found,
             Err(failed) => return failed,
         };
@@ -204,12 +209,22 @@ impl Executor {
             .env("RUNFLEET_PARAMS_PATH", &params_path)
             .env("RUNFLEET_RESULT_PATH", &result_path)
             .env("RUNFLEET_WORK_DIR", work);
+        let script_span = tracing::info_span!("script", script = %run.script_name);
+        // The script may continue the trace (OpenTelemetry SDKs read TRACEPARENT).
+        if let Some(traceparent) =
+            script_span.in_scope(runfleet_common::telemetry::current_traceparent)
+        {
+            command.env("TRACEPARENT", traceparent);
+        }
         let limits = Limits {
             timeout: Duration::from_secs(run.timeout_seconds.max(1) as u64),
             kill_grace: Duration::from_secs(self.config.kill_grace_seconds),
             output_limit: self.config.output_limit_bytes,
         };
-        let finished = match child::run(command, &limits, cancel).await {
+        let finished = match child::run(command, &limits, cancel)
+            .instrument(script_span)
+            .await
+        {
             Ok(f) => f,
             Err(e) => {
                 return not_started(

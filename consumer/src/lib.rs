@@ -62,6 +62,7 @@ pub struct Consumer {
 impl Consumer {
     /// Binds the health/metrics listener and prepares the working directory.
     pub async fn bind(config: ConsumerConfig) -> Result<Self, StartError> {
+        runfleet_common::metrics::init_consumer(&config.consumer.queues);
         let listener = TcpListener::bind(config.http.addr())
             .await
             .map_err(|source| StartError::Bind {

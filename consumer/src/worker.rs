@@ -18,12 +18,14 @@ use lapin::{Channel, Connection};
 use runfleet_common::amqp::{self, AmqpError};
 use runfleet_common::db::DbPool;
 use runfleet_common::message::RunMessage;
-use runfleet_common::metrics::{CONSUMER_SLOTS, RUN_DURATION, RUNS_FINISHED};
+use runfleet_common::metrics::{CONSUMER_SLOTS, RUN_DURATION, RUN_QUEUE_WAIT, RUNS_FINISHED};
 use runfleet_common::run_state::{self, Claim};
 use runfleet_common::shutdown::Shutdown;
+use runfleet_common::telemetry;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::ConsumerConfig;
@@ -292,7 +294,10 @@ impl Worker {
         };
         CONSUMER_SLOTS.with_label_values(&["busy"]).inc();
         CONSUMER_SLOTS.with_label_values(&["idle"]).dec();
-        self.process(&delivery, message, &queue, &shutdown).await;
+        let span = run_span(&delivery, &message, &queue);
+        self.process(&delivery, message, &queue, &shutdown)
+            .instrument(span)
+            .await;
         CONSUMER_SLOTS.with_label_values(&["busy"]).dec();
         CONSUMER_SLOTS.with_label_values(&["idle"]).inc();
         drop(permit);
@@ -345,6 +350,9 @@ impl Worker {
                 return;
             }
         };
+        RUN_QUEUE_WAIT
+            .with_label_values(&[queue])
+            .observe(run.queue_wait_seconds);
         tracing::info!(%run_id, attempt = run.attempt, queue, script = run.script_name, "run started");
         let cancel = CancellationToken::new();
         self.running
@@ -360,30 +368,34 @@ impl Worker {
 
         // The result must be in Postgres before the ack: keep trying (a Postgres restart
         // is waited out); if this process dies meanwhile, the message is redelivered.
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let commit = async {
-                let mut client = self.pool.get().await?;
-                run_state::finish(&mut client, run_id, run.attempt, &outcome).await
-            };
-            match commit.await {
-                Ok(None) => {
-                    tracing::warn!(%run_id, "run moved on while it ran; result not recorded");
-                    break;
-                }
-                Ok(Some(moved_to)) => {
-                    if moved_to == run_state::RunStatus::Retrying {
-                        tracing::info!(%run_id, attempt = run.attempt, "attempt failed; retry scheduled");
+        async {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let commit = async {
+                    let mut client = self.pool.get().await?;
+                    run_state::finish(&mut client, run_id, run.attempt, &outcome).await
+                };
+                match commit.await {
+                    Ok(None) => {
+                        tracing::warn!(%run_id, "run moved on while it ran; result not recorded");
+                        break;
                     }
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(%run_id, error = %e, retry_in = ?backoff, "cannot record result; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = next_backoff(backoff);
+                    Ok(Some(moved_to)) => {
+                        if moved_to == run_state::RunStatus::Retrying {
+                            tracing::info!(%run_id, attempt = run.attempt, "attempt failed; retry scheduled");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%run_id, error = %e, retry_in = ?backoff, "cannot record result; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = next_backoff(backoff);
+                    }
                 }
             }
         }
+        .instrument(tracing::info_span!("result_commit", status))
+        .await;
         self.running
             .lock()
             .expect("running map is never poisoned")
@@ -395,4 +407,30 @@ impl Worker {
             tracing::warn!(%run_id, error = %e, "ack failed after commit; a redelivery will be skipped");
         }
     }
+}
+
+/// The span of one delivery: a child of the span the run was created in (the message's
+/// `traceparent` header), carrying the fields every log line about the run shows.
+fn run_span(delivery: &Delivery, message: &RunMessage, queue: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "run",
+        run_id = %message.run_id,
+        queue,
+        attempt = message.attempt,
+        trace_id = tracing::field::Empty,
+    );
+    let traceparent = delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(amqp::TRACEPARENT_HEADER))
+        .and_then(|v| match v {
+            lapin::types::AMQPValue::LongString(s) => Some(s.to_string()),
+            _ => None,
+        });
+    if let Some(tp) = traceparent {
+        telemetry::set_parent(&span, &tp);
+    }
+    telemetry::record_trace_id(&span);
+    span
 }

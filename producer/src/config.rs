@@ -60,6 +60,9 @@ pub struct ApiConfig {
     /// After its consumer died this many times while running it, a run is `dead` instead of
     /// queued again (protects the fleet from a poison run).
     pub max_reclaims: i32,
+    /// How often queue depths are read from RabbitMQ and Postgres for the
+    /// `runfleet_queue_*` gauges (milliseconds).
+    pub queue_stats_interval_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -75,6 +78,7 @@ impl Default for ApiConfig {
             outbox_min_age_seconds: 5,
             reclaim_after_seconds: 30,
             max_reclaims: 3,
+            queue_stats_interval_ms: 5000,
         }
     }
 }
@@ -128,6 +132,12 @@ impl Validate for ProducerConfig {
             return Err(ConfigError::invalid(
                 "producer.max_reclaims",
                 "must be 0 or more",
+            ));
+        }
+        if p.queue_stats_interval_ms < 100 {
+            return Err(ConfigError::invalid(
+                "producer.queue_stats_interval_ms",
+                "must be at least 100",
             ));
         }
         if p.outbox_interval_ms == 0 {

@@ -6,12 +6,16 @@
 //! - [`routes`] — one module per resource (`scripts`, `runs`, `tasks`, `schedules`, hub
 //!   `compat`, `health`).
 //! - [`api_error`], [`json`] — the error format and the body extractor that names fields.
+//! - [`http_telemetry`] — request spans and HTTP metrics; [`queue_stats`] — queue depth
+//!   gauges read from RabbitMQ and Postgres.
 //! - [`openapi`] — `/openapi.json` and the Swagger UI at `/docs`.
 
 pub mod api_error;
 pub mod config;
+pub mod http_telemetry;
 pub mod json;
 pub mod openapi;
+pub mod queue_stats;
 pub mod routes;
 pub mod state;
 
@@ -116,6 +120,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(http_telemetry::track))
         .with_state(state)
 }
 
@@ -128,6 +133,7 @@ pub struct Producer {
 impl Producer {
     /// Binds the API listener; Postgres and RabbitMQ are connected lazily.
     pub async fn bind(config: ProducerConfig) -> Result<Self, StartError> {
+        runfleet_common::metrics::init_producer(&config.producer.queues);
         let listener = TcpListener::bind(config.http.addr())
             .await
             .map_err(|source| StartError::Bind {
@@ -162,6 +168,10 @@ impl Producer {
     /// Serves the API and sweeps the outbox until `shutdown`; in-flight requests finish.
     pub async fn run(self, shutdown: Shutdown) {
         let sweeper = tokio::spawn(sweep_outbox_forever(self.state.clone(), shutdown.clone()));
+        let queue_stats = tokio::spawn(queue_stats::report_forever(
+            self.state.clone(),
+            shutdown.clone(),
+        ));
         let dead_letters = tokio::spawn(runfleet_common::dead_letters::watch(
             self.state.config.amqp.clone(),
             self.state.pool.clone(),
@@ -177,6 +187,7 @@ impl Producer {
         }
         shutdown.cancel();
         let _ = sweeper.await;
+        let _ = queue_stats.await;
         let _ = dead_letters.await;
         publisher.close().await;
     }

@@ -35,19 +35,23 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    runfleet_common::telemetry::init(&config.log);
-    match args.command.unwrap_or(Command::Serve) {
+    let telemetry = runfleet_common::telemetry::init(&config.log, "runfleet-producer");
+    let result = match args.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             let pool = runfleet_common::db::pool(&config.database);
             let applied = runfleet_common::db::migrate(&pool)
                 .await
                 .context("migration failed")?;
             println!("migrations applied: {applied} (database is up to date)");
+            Ok(())
         }
         Command::Serve => {
             let shutdown = runfleet_common::shutdown::on_signals();
-            runfleet_producer::run(config, shutdown).await?;
+            runfleet_producer::run(config, shutdown)
+                .await
+                .map_err(anyhow::Error::from)
         }
-    }
-    Ok(())
+    };
+    telemetry.shutdown();
+    result
 }

@@ -14,7 +14,9 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use runfleet_common::amqp::Publisher;
 use runfleet_common::db::DbPool;
-use runfleet_common::metrics::{SCHEDULER_FIRE_LAG, SCHEDULER_FIRES, SCHEDULER_SCHEDULES};
+use runfleet_common::metrics::{
+    SCHEDULER_FIRE_LAG, SCHEDULER_FIRES, SCHEDULER_OVERDUE, SCHEDULER_SCHEDULES,
+};
 use runfleet_common::schedules::{self, CHANGES_CHANNEL};
 use runfleet_common::shutdown::Shutdown;
 use tokio::sync::Notify;
@@ -25,6 +27,8 @@ const BATCH: i64 = 200;
 const BUSY_RETRY: Duration = Duration::from_millis(20);
 /// How often the `runfleet_scheduler_schedules` gauge is refreshed.
 const GAUGE_EVERY: Duration = Duration::from_secs(15);
+/// A schedule this late is reported as overdue (`runfleet_scheduler_overdue_schedules`).
+const OVERDUE_AFTER: Duration = Duration::from_secs(60);
 
 /// Runs the firing loop until `shutdown`.
 pub async fn fire_forever(
@@ -130,6 +134,10 @@ async fn refresh_gauge(pool: &DbPool) {
             }
         }
         Err(e) => tracing::debug!(error = %e, "cannot count schedules"),
+    }
+    match schedules::count_overdue(pool, OVERDUE_AFTER).await {
+        Ok(n) => SCHEDULER_OVERDUE.set(n),
+        Err(e) => tracing::debug!(error = %e, "cannot count overdue schedules"),
     }
 }
 

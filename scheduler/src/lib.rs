@@ -91,6 +91,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// Binds the health/metrics listener.
     pub async fn bind(config: SchedulerConfig) -> Result<Self, StartError> {
+        runfleet_common::metrics::init_scheduler();
         let listener = TcpListener::bind(config.http.addr())
             .await
             .map_err(|source| StartError {

@@ -24,8 +24,9 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    runfleet_common::telemetry::init(&config.log);
+    let telemetry = runfleet_common::telemetry::init(&config.log, "runfleet-scheduler");
     let shutdown = runfleet_common::shutdown::on_signals();
-    runfleet_scheduler::run(config, shutdown).await?;
-    Ok(())
+    let result = runfleet_scheduler::run(config, shutdown).await;
+    telemetry.shutdown();
+    Ok(result?)
 }

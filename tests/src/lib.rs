@@ -167,10 +167,13 @@ impl Fleet {
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let log = LogConfig::default();
-        runfleet_common::telemetry::init(&LogConfig {
-            format: runfleet_common::config::LogFormat::Pretty,
-            level: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        });
+        runfleet_common::telemetry::init(
+            &LogConfig {
+                format: runfleet_common::config::LogFormat::Pretty,
+                level: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            },
+            "runfleet-test",
+        );
 
         let proxy = if opts.producer_via_proxy {
             Some(TcpProxy::start(amqp_addr()).await)
@@ -205,6 +208,7 @@ impl Fleet {
                 outbox_min_age_seconds: 1,
                 reclaim_after_seconds: opts.reclaim_after_seconds,
                 max_reclaims: opts.max_reclaims,
+                queue_stats_interval_ms: 200,
                 ..ApiConfig::default()
             },
         };
@@ -654,6 +658,13 @@ impl Fleet {
     /// Starts `runfleet-consumer` as a separate process configured like the in-process one
     /// (environment variables, as in production).
     pub fn spawn_consumer_process(&self) -> std::process::Child {
+        self.consumer_command()
+            .spawn()
+            .expect("start runfleet-consumer")
+    }
+
+    /// The command [`Fleet::spawn_consumer_process`] runs, to add variables before spawning.
+    pub fn consumer_command(&self) -> std::process::Command {
         let c = &self.consumer_config;
         let installer = match c.venv.installer {
             InstallerChoice::Uv => "uv",
@@ -691,7 +702,7 @@ impl Fleet {
         if let Some(u) = &c.pip.index_url {
             cmd.env("RUNFLEET_PIP__INDEX_URL", u);
         }
-        cmd.spawn().expect("start runfleet-consumer")
+        cmd
     }
 }
 

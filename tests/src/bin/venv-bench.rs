@@ -136,6 +136,8 @@ async fn hit_start_ms(executor: &Executor, requirements: &[String]) -> f64 {
         timeout_seconds: 60,
         submitted_at: chrono::Utc::now(),
         env: serde_json::json!({}),
+        queue_wait_seconds: 0.0,
+        traceparent: None,
     };
     let t0 = SystemTime::now()
         .duration_since(UNIX_EPOCH)
