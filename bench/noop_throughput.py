@@ -10,6 +10,7 @@ percentiles. Talks only to the API given by --url (default http://127.0.0.1:8080
 import argparse
 import concurrent.futures as cf
 import json
+import os
 import statistics
 import time
 import urllib.request
@@ -18,8 +19,10 @@ from datetime import datetime
 
 def call(url, method="GET", body=None):
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if os.environ.get("RUNFLEET_TOKEN"):
+        headers["Authorization"] = "Bearer " + os.environ["RUNFLEET_TOKEN"]
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.load(resp)
 

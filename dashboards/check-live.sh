@@ -73,7 +73,8 @@ start() { # name port command...
   echo "error: $name not ready on 127.0.0.1:$port" >&2
   exit 1
 }
-start producer "$api" "$bin/runfleet-producer"
+token=rfb_$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+RUNFLEET_AUTH__BOOTSTRAP_TOKEN=$token start producer "$api" "$bin/runfleet-producer"
 RUNFLEET_CONSUMER__WORK_DIR=$work/consumer RUNFLEET_VENV__CACHE_DIR=$work/venvs \
   RUNFLEET_CONSUMER__SLOTS=4 start consumer "$consumer" "$bin/runfleet-consumer"
 RUNFLEET_SCHEDULER__MAX_IDLE_MS=500 start scheduler "$scheduler" "$bin/runfleet-scheduler"
@@ -98,21 +99,23 @@ for _ in $(seq 100); do curl -sf "$P/-/ready" >/dev/null && break; sleep 0.2; do
 
 say "load: runs on two queues, failures, bad requests, a per-second schedule"
 A=http://127.0.0.1:$api
-post() { curl -s -o /dev/null -w '%{http_code}' -X POST "$A$1" -H 'content-type: application/json' -d "$2"; }
+auth=(-H "authorization: Bearer $token")
+post() { curl -s -o /dev/null -w '%{http_code}' -X POST "$A$1" "${auth[@]}" -H 'content-type: application/json' -d "$2"; }
 [[ $(post /scripts '{"name":"ok.py","content":"import time\ntime.sleep(0.05)\nprint(\"ok\")\n"}') == 201 ]]
 [[ $(post /scripts '{"name":"fails.py","content":"import sys\nsys.exit(3)\n"}') == 201 ]]
 for i in $(seq 30); do [[ $(post /runs '{"script":"ok.py"}') == 202 ]]; done
 for i in $(seq 6); do [[ $(post /runs '{"script":"fails.py"}') == 202 ]]; done
 for i in $(seq 6); do [[ $(post /runs '{"script":"ok.py","queue":"reports"}') == 202 ]]; done
 [[ $(post /runs '{"script":"nope.py"}') == 422 ]]
-[[ $(curl -s -o /dev/null -w '%{http_code}' "$A/no/such/route") == 404 ]]
+[[ $(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$A/no/such/route") == 404 ]]
+[[ $(curl -s -o /dev/null -w '%{http_code}' "$A/runs") == 401 ]]
 [[ $(post /tasks '{"name":"tick","script":"ok.py"}') == 201 ]]
 [[ $(post /schedules '{"task":"tick","cron":"* * * * * *"}') == 201 ]]
 
 # Until every run is final and the schedule has fired a few times.
 for _ in $(seq 300); do
-  left=$(curl -s "$A/runs?status=queued&limit=100" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["runs"]))')
-  running=$(curl -s "$A/runs?status=running&limit=100" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["runs"]))')
+  left=$(curl -s "${auth[@]}" "$A/runs?status=queued&limit=100" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["runs"]))')
+  running=$(curl -s "${auth[@]}" "$A/runs?status=running&limit=100" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["runs"]))')
   [[ $left -eq 0 && $running -eq 0 ]] && break
   sleep 0.2
 done

@@ -28,6 +28,14 @@ if [[ $profile == release ]]; then cargo build --release --bins; else cargo buil
 bin=$root/target/$profile
 
 mkdir -p .local/logs .local/pids .local/work .local/out
+# The API's bootstrap admin token, made once and kept in .local/ (mode 600); the CLI uses
+# it through RUNFLEET_TOKEN.
+token_file=.local/bootstrap-token
+if [[ ! -s $token_file ]]; then
+  (umask 077; python3 -c 'import secrets; print("rfb_" + secrets.token_hex(32))' >"$token_file")
+fi
+export RUNFLEET_TOKEN
+RUNFLEET_TOKEN=$(cat "$token_file")
 "$root/docker/local-down.sh" --quiet || true
 
 say "database"
@@ -53,7 +61,8 @@ start() { # name port command...
   done
   tail -5 ".local/logs/$name.log" >&2; echo "error: $name not ready after 20 s" >&2; exit 1
 }
-RUNFLEET_HTTP__LISTEN=127.0.0.1:$api_port start producer "$api_port" "$bin/runfleet-producer"
+RUNFLEET_HTTP__LISTEN=127.0.0.1:$api_port RUNFLEET_AUTH__BOOTSTRAP_TOKEN=$RUNFLEET_TOKEN \
+  start producer "$api_port" "$bin/runfleet-producer"
 RUNFLEET_HTTP__LISTEN=127.0.0.1:9091 RUNFLEET_CONSUMER__WORK_DIR=$root/.local/work \
   RUNFLEET_VENV__CACHE_DIR=${RUNFLEET_VENV__CACHE_DIR:-$root/.local/venvs} \
   RUNFLEET_VENV__UV=${RUNFLEET_VENV__UV:-$root/.venv-tools/bin/uv} \
@@ -75,7 +84,10 @@ say "submitting a run and waiting for its result"
 cat >&2 <<MSG
 
 runfleet is running: API $RUNFLEET_URL (docs: $RUNFLEET_URL/docs), consumer :9091, scheduler :9092
-  curl -s -X POST $RUNFLEET_URL/runs/runs -H 'Content-Type: application/json' \\
+The bootstrap admin token is in .local/bootstrap-token:
+  export RUNFLEET_URL=$RUNFLEET_URL RUNFLEET_TOKEN=\$(cat .local/bootstrap-token)
+  $bin/runfleet tokens create --name me --role operator
+  curl -s -X POST $RUNFLEET_URL/runs/runs -H "Authorization: Bearer \$RUNFLEET_TOKEN" -H 'Content-Type: application/json' \\
     -d '{"script_name":"fetch_rss.py","parameters":{"url":"http://127.0.0.1:$feed_port/sample.rss","limit":5}}'
   $bin/runfleet runs list
 Logs: .local/logs/   Stop: docker/local-down.sh

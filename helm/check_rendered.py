@@ -76,6 +76,9 @@ def main():
         c = pod_spec(producers[0])["containers"][0]
         check(c["readinessProbe"]["httpGet"]["path"] == "/ready", "producer readiness is not /ready")
         check(c["livenessProbe"]["httpGet"]["path"] == "/health", "producer liveness is not /health")
+        bootstrap = env_of(c).get("RUNFLEET_AUTH__BOOTSTRAP_TOKEN", {})
+        check("secretKeyRef" in bootstrap.get("valueFrom", {}), "the bootstrap token is not from a Secret")
+        check("RUNFLEET_AUTH__DISABLED" not in env_of(c), "auth is disabled in a shipped values file")
     schedulers = [d for d in by_kind.get("Deployment", []) if d["metadata"]["name"].endswith("-scheduler")]
     if check(len(schedulers) == 1, "no scheduler Deployment") and name == "default":
         check(schedulers[0]["spec"]["replicas"] == 2, "the scheduler does not run 2 replicas by default")

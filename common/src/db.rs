@@ -132,6 +132,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0007_run_queue_time_and_trace.sql",
         sql: include_str!("../../migrations/0007_run_queue_time_and_trace.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_tokens_and_audit.sql",
+        sql: include_str!("../../migrations/0008_tokens_and_audit.sql"),
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many it applied.

@@ -11,9 +11,12 @@
 //! - [`schedules`] — tasks on cron schedules, and firing them exactly once.
 //! - [`runs`] — the one code path that creates a run, and run reads; the outbox sweeper.
 //! - [`run_state`] — the run state machine, every transition a guarded SQL UPDATE.
+//! - [`access`], [`audit`] — API tokens with roles, and the audit log of changes.
 //! - [`metrics`], [`telemetry`], [`ops_http`], [`shutdown`] — running in production.
 
+pub mod access;
 pub mod amqp;
+pub mod audit;
 pub mod config;
 pub mod cron;
 pub mod db;

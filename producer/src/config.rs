@@ -25,6 +25,45 @@ pub struct ProducerConfig {
     /// API limits and the outbox.
     #[serde(default)]
     pub producer: ApiConfig,
+    /// Who may call the API.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// API authentication (`RUNFLEET_AUTH__*`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// No tokens needed, every caller is an admin: for local development only (a warning is
+    /// logged at start).
+    pub disabled: bool,
+    /// An admin token accepted besides the tokens in Postgres, to create the first ones
+    /// (`RUNFLEET_AUTH__BOOTSTRAP_TOKEN`, from a secret; at least 32 characters).
+    pub bootstrap_token: Option<Secret>,
+}
+
+/// A setting that is never printed: `Debug` shows `[redacted]`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 fn default_http() -> HttpConfig {
@@ -132,6 +171,14 @@ impl Validate for ProducerConfig {
             return Err(ConfigError::invalid(
                 "producer.max_reclaims",
                 "must be 0 or more",
+            ));
+        }
+        if let Some(token) = &self.auth.bootstrap_token
+            && token.expose().trim().len() < 32
+        {
+            return Err(ConfigError::invalid(
+                "auth.bootstrap_token",
+                "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
             ));
         }
         if p.queue_stats_interval_ms < 100 {

@@ -6,11 +6,13 @@
 //! - [`routes`] — one module per resource (`scripts`, `runs`, `tasks`, `schedules`, hub
 //!   `compat`, `health`).
 //! - [`api_error`], [`json`] — the error format and the body extractor that names fields.
+//! - [`auth`] — bearer tokens, the role each route needs, the audit record of changes.
 //! - [`http_telemetry`] — request spans and HTTP metrics; [`queue_stats`] — queue depth
 //!   gauges read from RabbitMQ and Postgres.
 //! - [`openapi`] — `/openapi.json` and the Swagger UI at `/docs`.
 
 pub mod api_error;
+pub mod auth;
 pub mod config;
 pub mod http_telemetry;
 pub mod json;
@@ -102,6 +104,15 @@ pub fn router(state: AppState) -> Router {
         .route("/schedules/{id}/pause", post(routes::schedules::pause))
         .route("/schedules/{id}/resume", post(routes::schedules::resume))
         .route("/schedules/{id}/trigger", post(routes::schedules::trigger))
+        .route(
+            "/tokens",
+            get(routes::tokens::list).post(routes::tokens::create),
+        )
+        .route(
+            "/tokens/{id}",
+            axum::routing::delete(routes::tokens::revoke),
+        )
+        .route("/audit", get(routes::tokens::audit_log))
         .route("/runs/runs", axum::routing::post(routes::compat::create))
         .route("/runs/runs/{id}", get(routes::compat::get))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
@@ -120,6 +131,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
         .layer(axum::middleware::from_fn(http_telemetry::track))
         .with_state(state)
 }
@@ -167,6 +182,16 @@ impl Producer {
 
     /// Serves the API and sweeps the outbox until `shutdown`; in-flight requests finish.
     pub async fn run(self, shutdown: Shutdown) {
+        let auth = &self.state.config.auth;
+        if auth.disabled {
+            tracing::warn!(
+                "API auth is DISABLED (auth.disabled): every caller is an admin. For local development only"
+            );
+        } else if auth.bootstrap_token.is_none() {
+            tracing::info!(
+                "no bootstrap token (auth.bootstrap_token): only tokens stored in Postgres are accepted"
+            );
+        }
         let sweeper = tokio::spawn(sweep_outbox_forever(self.state.clone(), shutdown.clone()));
         let queue_stats = tokio::spawn(queue_stats::report_forever(
             self.state.clone(),

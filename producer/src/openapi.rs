@@ -43,7 +43,27 @@ use crate::routes;
         routes::schedules::preview,
         routes::compat::create,
         routes::compat::get,
+        routes::tokens::create,
+        routes::tokens::list,
+        routes::tokens::revoke,
+        routes::tokens::audit_log,
     ),
-    components(schemas(crate::api_error::ErrorBody, crate::api_error::ErrorDetail))
+    components(schemas(crate::api_error::ErrorBody, crate::api_error::ErrorDetail)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
 )]
 pub struct ApiDoc;
+
+/// Declares the bearer-token scheme every route but the probes uses.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}

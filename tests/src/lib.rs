@@ -16,7 +16,7 @@ use runfleet_common::shutdown::Shutdown;
 use runfleet_consumer::config::{
     ConsumerConfig, InstallerChoice, PipConfig, PythonConfig, VenvConfig, WorkerConfig,
 };
-use runfleet_producer::config::{ApiConfig, ProducerConfig};
+use runfleet_producer::config::{ApiConfig, AuthConfig, ProducerConfig};
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -65,6 +65,8 @@ pub struct FleetOptions {
     pub reclaim_after_seconds: u64,
     /// `producer.max_reclaims`.
     pub max_reclaims: i32,
+    /// Start the producer with `auth.disabled` (no tokens needed).
+    pub auth_disabled: bool,
 }
 
 /// The uv executable tests use: `RUNFLEET_TEST_UV`, else `uv` on PATH (None: pip only).
@@ -91,6 +93,7 @@ impl Default for FleetOptions {
             venv_ttl_days: None,
             reclaim_after_seconds: 30,
             max_reclaims: 3,
+            auth_disabled: false,
         }
     }
 }
@@ -99,8 +102,10 @@ impl Default for FleetOptions {
 pub struct Fleet {
     /// API base URL, e.g. `http://127.0.0.1:41234`.
     pub base: String,
-    /// HTTP client.
+    /// HTTP client, sending the bootstrap admin token.
     pub http: reqwest::Client,
+    /// The producer's bootstrap admin token.
+    pub admin_token: String,
     /// The fleet's database URL.
     pub db_url: String,
     /// The AMQP config the fleet uses (its prefix isolates it).
@@ -195,6 +200,8 @@ impl Fleet {
         if let Some(p) = &db_proxy {
             producer_database.url = format!("postgres://postgres@{}/{db_name}", p.addr);
         }
+        // The fleet's client is the bootstrap admin; tests of roles make their own tokens.
+        let admin_token = runfleet_common::access::generate_token();
         let producer_config = ProducerConfig {
             database: producer_database,
             amqp: producer_amqp,
@@ -210,6 +217,10 @@ impl Fleet {
                 max_reclaims: opts.max_reclaims,
                 queue_stats_interval_ms: 200,
                 ..ApiConfig::default()
+            },
+            auth: AuthConfig {
+                disabled: opts.auth_disabled,
+                bootstrap_token: Some(admin_token.as_str().into()),
             },
         };
         let producer = runfleet_producer::Producer::bind(producer_config)
@@ -266,8 +277,13 @@ impl Fleet {
             base,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
+                .default_headers(reqwest::header::HeaderMap::from_iter([(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Bearer {admin_token}").parse().unwrap(),
+                )]))
                 .build()
                 .unwrap(),
+            admin_token,
             db_url,
             amqp,
             work_dir,

@@ -19,6 +19,9 @@ struct Cli {
         global = true
     )]
     url: String,
+    /// API token (sent as `Authorization: Bearer`).
+    #[arg(long, env = "RUNFLEET_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +57,31 @@ enum Command {
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
+    },
+    /// Manage API tokens (admin).
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Create a token and print it (shown only once).
+    Create {
+        /// Unique name, e.g. ci-deploy.
+        #[arg(long)]
+        name: String,
+        /// viewer, operator or admin.
+        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+        role: String,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id.
+        id: String,
     },
 }
 
@@ -191,10 +219,20 @@ async fn wait_for(api: &Api, id: &str) -> Result<Value, CliError> {
 }
 
 async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &cli.token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| {
+                CliError("RUNFLEET_TOKEN / --token holds characters a header cannot carry".into())
+            })?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let api = Api {
         base: cli.url.trim_end_matches('/').to_string(),
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .default_headers(headers)
             .build()?,
     };
     match cli.command {
@@ -335,6 +373,43 @@ async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
                     r["submitted_at"].as_str().unwrap_or("")
                 );
             }
+        }
+        Command::Tokens {
+            command: TokensCommand::Create { name, role },
+        } => {
+            let created = api
+                .post("/tokens", &json!({"name": name, "role": role}))
+                .await?;
+            eprintln!(
+                "token '{}' ({}) created; it is shown only now:",
+                created["name"].as_str().unwrap_or(""),
+                created["role"].as_str().unwrap_or("")
+            );
+            println!("{}", created["token"].as_str().unwrap_or(""));
+        }
+        Command::Tokens {
+            command: TokensCommand::List,
+        } => {
+            for t in api.get("/tokens").await?.as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    t["id"].as_str().unwrap_or(""),
+                    t["name"].as_str().unwrap_or(""),
+                    t["role"].as_str().unwrap_or(""),
+                    if t["revoked_at"].is_null() {
+                        "active"
+                    } else {
+                        "revoked"
+                    }
+                );
+            }
+        }
+        Command::Tokens {
+            command: TokensCommand::Revoke { id },
+        } => {
+            let req = api.http.delete(format!("{}/tokens/{id}", api.base));
+            let t = api.send(req).await?;
+            println!("revoked {}", t["name"].as_str().unwrap_or(""));
         }
     }
     Ok(ExitCode::SUCCESS)

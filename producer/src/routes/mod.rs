@@ -6,6 +6,7 @@ pub mod runs;
 pub mod schedules;
 pub mod scripts;
 pub mod tasks;
+pub mod tokens;
 
 use axum::http::StatusCode;
 

@@ -1,0 +1,248 @@
+//! Bearer-token auth on every route, the role each route needs, and the audit record of
+//! every accepted change.
+//!
+//! `/health`, `/ready`, `/metrics`, `/docs` and `/openapi.json` stay open; reads need
+//! `viewer`; submitting, cancelling and retrying runs and triggering schedules need
+//! `operator`; everything else that changes something needs `admin`.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use runfleet_common::access::{self, Caller, Role};
+
+use crate::api_error::ApiError;
+use crate::state::AppState;
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token.
+    Open,
+    /// A token with at least this role.
+    Needs(Role),
+}
+
+/// Routes anyone may call: probes, metrics, the API description.
+const OPEN: &[&str] = &["/health", "/ready", "/metrics", "/openapi.json"];
+/// Changes an operator may make (besides reads).
+const OPERATOR: &[(&str, &str)] = &[
+    ("POST", "/runs"),
+    ("POST", "/runs/runs"),
+    ("POST", "/runs/{id}/cancel"),
+    ("POST", "/runs/{id}/retry"),
+    ("POST", "/schedules/{id}/trigger"),
+];
+/// Reads only an admin may make.
+const ADMIN_READS: &[&str] = &["/tokens", "/audit"];
+
+/// The access `method` on the route template `route` needs (None: no route matched).
+pub fn required(method: &Method, route: Option<&str>) -> Access {
+    let Some(route) = route else {
+        return Access::Open; // answered 404 whatever the token
+    };
+    if OPEN.contains(&route) || route.starts_with("/docs") {
+        return Access::Open;
+    }
+    let reading = method == Method::GET || method == Method::HEAD;
+    if reading {
+        return Access::Needs(if ADMIN_READS.contains(&route) {
+            Role::Admin
+        } else {
+            Role::Viewer
+        });
+    }
+    if OPERATOR.contains(&(method.as_str(), route)) {
+        Access::Needs(Role::Operator)
+    } else {
+        Access::Needs(Role::Admin)
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// Who is calling: the bootstrap token, a token from Postgres, or (auth disabled) an
+/// anonymous admin. `Err` is the answer to send instead.
+async fn caller(state: &AppState, authorization: Option<&str>) -> Result<Caller, Response> {
+    if state.config.auth.disabled {
+        return Ok(Caller {
+            name: "anonymous".into(),
+            role: Role::Admin,
+        });
+    }
+    let Some(value) = authorization else {
+        return Err(unauthorized(
+            "this route needs a token: send `Authorization: Bearer <token>` (runfleet tokens create makes one)",
+        ));
+    };
+    let token = value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return Err(unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+        ));
+    };
+    if let Some(bootstrap) = &state.config.auth.bootstrap_token
+        && access::token_hash(token) == access::token_hash(bootstrap.expose())
+    {
+        return Ok(Caller {
+            name: "bootstrap".into(),
+            role: Role::Admin,
+        });
+    }
+    match access::authenticate(&state.pool, token).await {
+        Ok(Some(caller)) => Ok(caller),
+        Ok(None) => Err(unauthorized(
+            "this token is unknown or revoked; ask an admin for a new one",
+        )),
+        Err(e) => Err(ApiError::from(e).into_response()),
+    }
+}
+
+/// Axum middleware: authenticates, checks the role, runs the handler, audits a change.
+pub async fn authorize(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let method = request.method().clone();
+    let Access::Needs(role) = required(&method, route.as_deref()) else {
+        return next.run(request).await;
+    };
+    // Owned before any await: the request itself is not `Sync`.
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    let caller = match caller(&state, authorization.as_deref()).await {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    if caller.role < role {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "{method} {} needs the {} role; token '{}' has {}",
+                route.as_deref().unwrap_or(""),
+                role.as_str(),
+                caller.name,
+                caller.role.as_str()
+            ),
+        )
+        .into_response();
+    }
+    let path = request.uri().path().to_string();
+    request.extensions_mut().insert(caller.clone());
+    let mut response = next.run(request).await;
+    let changed = method != Method::GET && method != Method::HEAD;
+    if changed && response.status().is_success() {
+        let (target, rebuilt) = audit_target(path, response).await;
+        response = rebuilt;
+        let action = format!("{method} {}", route.as_deref().unwrap_or(""));
+        let trace = runfleet_common::telemetry::current_traceparent();
+        let trace_id = trace
+            .as_deref()
+            .and_then(runfleet_common::telemetry::trace_id_of);
+        let status = response.status().as_u16();
+        if let Err(e) =
+            runfleet_common::audit::record(&state.pool, &caller, &action, &target, status, trace_id)
+                .await
+        {
+            // The change is made; losing its audit line is logged loudly rather than
+            // turning a success into an error.
+            tracing::error!(error = %e, actor = caller.name, action, target, "audit record lost");
+        }
+    }
+    response
+}
+
+/// Largest response body read to name what a change created.
+const AUDIT_BODY_LIMIT: usize = 1 << 20;
+
+/// What a change acted on: for a creation (201/202), the new resource's `id` or `name`
+/// (and `version`) from the answer; otherwise the request path, which names it.
+async fn audit_target(path: String, response: Response) -> (String, Response) {
+    let status = response.status();
+    if status != StatusCode::CREATED && status != StatusCode::ACCEPTED {
+        return (path, response);
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, AUDIT_BODY_LIMIT).await else {
+        return (path, (parts, axum::body::Body::empty()).into_response());
+    };
+    let created: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let target = match (&created["id"], &created["name"], &created["version"]) {
+        (serde_json::Value::String(id), _, _) if !path.contains(id.as_str()) => {
+            format!("{path}/{id}")
+        }
+        (_, serde_json::Value::String(name), serde_json::Value::Number(v)) => {
+            format!("{path}/{name}/versions/{v}")
+        }
+        (_, serde_json::Value::String(name), _) => format!("{path}/{name}"),
+        _ => path,
+    };
+    (
+        target,
+        Response::from_parts(parts, axum::body::Body::from(bytes)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_route_needs_the_role_its_effect_calls_for() {
+        let cases = [
+            (Method::GET, "/health", Access::Open),
+            (Method::GET, "/metrics", Access::Open),
+            (Method::GET, "/docs/index.html", Access::Open),
+            (Method::GET, "/runs", Access::Needs(Role::Viewer)),
+            (Method::GET, "/runs/{id}/logs", Access::Needs(Role::Viewer)),
+            (Method::POST, "/runs", Access::Needs(Role::Operator)),
+            (
+                Method::POST,
+                "/runs/{id}/cancel",
+                Access::Needs(Role::Operator),
+            ),
+            (
+                Method::POST,
+                "/schedules/{id}/trigger",
+                Access::Needs(Role::Operator),
+            ),
+            (
+                Method::POST,
+                "/schedules/{id}/pause",
+                Access::Needs(Role::Admin),
+            ),
+            (Method::POST, "/scripts", Access::Needs(Role::Admin)),
+            (Method::PUT, "/tasks/{name}", Access::Needs(Role::Admin)),
+            (
+                Method::DELETE,
+                "/schedules/{id}",
+                Access::Needs(Role::Admin),
+            ),
+            (Method::GET, "/tokens", Access::Needs(Role::Admin)),
+            (Method::GET, "/audit", Access::Needs(Role::Admin)),
+        ];
+        for (method, route, expected) in cases {
+            assert_eq!(required(&method, Some(route)), expected, "{method} {route}");
+        }
+        assert_eq!(required(&Method::GET, None), Access::Open);
+    }
+}
