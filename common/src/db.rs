@@ -137,6 +137,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0008_tokens_and_audit.sql",
         sql: include_str!("../../migrations/0008_tokens_and_audit.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_run_limits.sql",
+        sql: include_str!("../../migrations/0009_run_limits.sql"),
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many it applied.

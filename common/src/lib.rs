@@ -23,6 +23,7 @@ pub mod db;
 pub mod dead_letters;
 pub mod error;
 pub mod hash;
+pub mod limits;
 pub mod message;
 pub mod metrics;
 pub mod names;

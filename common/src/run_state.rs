@@ -117,6 +117,8 @@ pub struct ClaimedRun {
     pub queue_wait_seconds: f64,
     /// The W3C trace context the run was created under, if any.
     pub traceparent: Option<String>,
+    /// Resource limits asked for (the consumer applies its defaults and ceiling).
+    pub limits: crate::limits::RunLimits,
 }
 
 /// The answer to "may I run this message?".
@@ -152,7 +154,7 @@ pub async fn claim(
           RETURNING r.script_name, s.language, s.content, s.sha256, r.parameters,
                     r.timeout_seconds, r.submitted_at, s.requirements, r.env,
                     greatest(extract(epoch FROM clock_timestamp() - r.queued_at), 0)::float8,
-                    r.traceparent",
+                    r.traceparent, r.limits",
             &[&run_id, &attempt, &worker],
         )
         .await?;
@@ -171,6 +173,7 @@ pub async fn claim(
             env: row.get(8),
             queue_wait_seconds: row.get(9),
             traceparent: row.get(10),
+            limits: crate::limits::RunLimits::from_json(&row.get(11)),
         })));
     }
     let current = client

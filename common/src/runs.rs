@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::amqp::Publisher;
 use crate::db::DbPool;
 use crate::error::Error;
+use crate::limits::RunLimits;
 use crate::message::RunMessage;
 use crate::names::is_valid_parameter_key;
 use crate::run_state::{RunStatus, mark_published};
@@ -289,6 +290,8 @@ pub struct NewRun {
     pub fire: Option<(Uuid, DateTime<Utc>)>,
     /// Extra environment variables for the script (checked by [`check_env`]).
     pub env: Map<String, Value>,
+    /// Resource limits (a task's); the consumer's defaults where unset.
+    pub limits: RunLimits,
 }
 
 impl Default for NewRun {
@@ -308,6 +311,7 @@ impl Default for NewRun {
             task: None,
             fire: None,
             env: Map::new(),
+            limits: RunLimits::default(),
         }
     }
 }
@@ -339,6 +343,8 @@ pub struct RunSpec {
     pub fire: Option<(Uuid, DateTime<Utc>)>,
     /// Extra environment variables (string values).
     pub env: Map<String, Value>,
+    /// Resource limits.
+    pub limits: RunLimits,
 }
 
 impl NewRun {
@@ -349,6 +355,7 @@ impl NewRun {
         let timeout_seconds = check_timeout(policy, self.timeout_seconds)?;
         check_idempotency_key(self.idempotency_key.as_deref())?;
         check_env(&self.env)?;
+        self.limits.check("limits")?;
         let retry = check_retry(
             policy.default_retry,
             self.max_attempts,
@@ -368,6 +375,7 @@ impl NewRun {
             task: self.task,
             fire: self.fire,
             env: self.env,
+            limits: self.limits,
         })
     }
 }
@@ -561,9 +569,10 @@ pub async fn insert_resolved(
             "INSERT INTO runs (id, script_name, script_version, parameters, queue, status,
                                    attempt, triggered_by, idempotency_key, timeout_seconds,
                                    max_attempts, retry_backoff_seconds, retry_backoff_max_seconds,
-                                   task_name, schedule_id, scheduled_for, env, traceparent)
+                                   task_name, schedule_id, scheduled_for, env, traceparent,
+                                   limits)
                  VALUES ($1, $2, $3, $4, $5, 'queued', 1, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                         $15, $16)
+                         $15, $16, $17)
                  ON CONFLICT DO NOTHING
                  RETURNING {COLUMNS}"
         ))
@@ -588,6 +597,7 @@ pub async fn insert_resolved(
                 &scheduled_for,
                 &env,
                 &crate::telemetry::current_traceparent(),
+                &spec.limits.to_json(),
             ],
         )
         .await?;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::db::DbPool;
 use crate::error::Error;
+use crate::limits::RunLimits;
 use crate::names::is_valid_task_name;
 use crate::runs::{NewRun, RetryPolicy, RunSpec, SubmitPolicy, Trigger};
 use crate::scripts;
@@ -41,6 +42,8 @@ pub struct Task {
     /// Extra environment variables for the script.
     #[schema(value_type = Object)]
     pub env: Value,
+    /// Resource limits of its runs (unset fields: the consumer's defaults).
+    pub limits: RunLimits,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it was last changed.
@@ -68,10 +71,13 @@ pub struct TaskInput {
     pub retry_backoff_max_seconds: Option<f64>,
     /// Extra environment variables (string values).
     pub env: Map<String, Value>,
+    /// Resource limits.
+    pub limits: RunLimits,
 }
 
 const COLUMNS: &str = "name, script_name, script_version, parameters, queue, timeout_seconds, \
-    max_attempts, retry_backoff_seconds, retry_backoff_max_seconds, env, created_at, updated_at";
+    max_attempts, retry_backoff_seconds, retry_backoff_max_seconds, env, created_at, updated_at, \
+    limits";
 
 fn from_row(row: &Row) -> Task {
     Task {
@@ -85,6 +91,7 @@ fn from_row(row: &Row) -> Task {
         retry_backoff_seconds: row.get(7),
         retry_backoff_max_seconds: row.get(8),
         env: row.get(9),
+        limits: RunLimits::from_json(&row.get(12)),
         created_at: row.get(10),
         updated_at: row.get(11),
     }
@@ -120,6 +127,7 @@ async fn resolve(
         retry_backoff_seconds: input.retry_backoff_seconds,
         retry_backoff_max_seconds: input.retry_backoff_max_seconds,
         env: input.env,
+        limits: input.limits,
         ..NewRun::default()
     }
     .check(policy)?;
@@ -145,8 +153,8 @@ pub async fn create(
     let sql = format!(
         "INSERT INTO tasks (name, script_name, script_version, parameters, queue,
                             timeout_seconds, max_attempts, retry_backoff_seconds,
-                            retry_backoff_max_seconds, env)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                            retry_backoff_max_seconds, env, limits)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (name) DO NOTHING
          RETURNING {COLUMNS}"
     );
@@ -170,7 +178,7 @@ pub async fn replace(
         "UPDATE tasks SET script_name = $2, script_version = $3, parameters = $4,
                 queue = $5, timeout_seconds = $6, max_attempts = $7,
                 retry_backoff_seconds = $8, retry_backoff_max_seconds = $9, env = $10,
-                updated_at = now()
+                limits = $11, updated_at = now()
           WHERE name = $1
       RETURNING {COLUMNS}"
     );
@@ -180,7 +188,7 @@ pub async fn replace(
 }
 
 /// Checks and resolves `input`, then runs `sql` (an insert or update taking the name and
-/// the settings as $1..$10); None when it touched no row.
+/// the settings as $1..$11); None when it touched no row.
 async fn save(
     pool: &DbPool,
     policy: &SubmitPolicy,
@@ -204,6 +212,7 @@ async fn save(
                 &spec.retry.backoff_seconds,
                 &spec.retry.backoff_max_seconds,
                 &Value::Object(spec.env),
+                &spec.limits.to_json(),
             ],
         )
         .await?;
@@ -308,6 +317,7 @@ impl Task {
             retry_backoff_max_seconds: Some(self.retry_backoff_max_seconds),
             task: Some(self.name.clone()),
             env: self.env.as_object().cloned().unwrap_or_default(),
+            limits: self.limits,
             ..NewRun::default()
         }
     }
@@ -338,6 +348,7 @@ impl Task {
             task: Some(self.name.clone()),
             fire: Some((schedule_id, scheduled_for)),
             env: self.env.as_object().cloned().unwrap_or_default(),
+            limits: self.limits,
         }
     }
 }

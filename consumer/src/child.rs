@@ -4,6 +4,7 @@
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use runfleet_common::limits::RunLimits;
 use runfleet_common::run_state::CapturedOutput;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +37,27 @@ pub struct Limits {
     pub kill_grace: Duration,
     /// Cap on each captured stream.
     pub output_limit: usize,
+    /// rlimits of the script's process (inherited by its children).
+    pub rlimits: RunLimits,
+}
+
+/// The (resource, soft, hard) rlimits to set for `limits`. CPU gets one second of slack
+/// between SIGXCPU (soft) and SIGKILL (hard), so a script can see the signal.
+fn rlimit_table(limits: &RunLimits) -> Vec<(libc::__rlimit_resource_t, u64, u64)> {
+    let mut table = Vec::new();
+    if let Some(v) = limits.cpu_seconds {
+        table.push((libc::RLIMIT_CPU, v, v + 1));
+    }
+    if let Some(v) = limits.memory_bytes {
+        table.push((libc::RLIMIT_AS, v, v));
+    }
+    if let Some(v) = limits.open_files {
+        table.push((libc::RLIMIT_NOFILE, v, v));
+    }
+    if let Some(v) = limits.processes {
+        table.push((libc::RLIMIT_NPROC, v, v));
+    }
+    table
 }
 
 /// Sends `signal` to every process in group `pgid`; a group that is already gone is fine.
@@ -75,6 +97,25 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    let table = rlimit_table(&limits.rlimits);
+    if !table.is_empty() {
+        // SAFETY: runs in the forked child before exec; setrlimit(2) is async-signal-safe
+        // and the closure only reads the table it owns (no allocation, no locks).
+        unsafe {
+            command.pre_exec(move || {
+                for &(resource, soft, hard) in &table {
+                    let limit = libc::rlimit {
+                        rlim_cur: soft,
+                        rlim_max: hard,
+                    };
+                    if libc::setrlimit(resource, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
     let started = Instant::now();
     let mut child = command.spawn()?;
     let pgid = child.id().expect("a just-spawned child has a pid") as i32;
@@ -143,7 +184,46 @@ mod tests {
             timeout: Duration::from_millis(timeout_ms),
             kill_grace: Duration::from_millis(300),
             output_limit: 1024,
+            rlimits: RunLimits::default(),
         }
+    }
+
+    #[tokio::test]
+    async fn rlimits_apply_to_the_script_and_its_children() {
+        let mut with_limits = limits(5000);
+        with_limits.rlimits = RunLimits {
+            open_files: Some(40),
+            cpu_seconds: Some(7),
+            ..RunLimits::default()
+        };
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg("ulimit -n; ulimit -t; sh -c 'ulimit -n'");
+        let finished = run(cmd, &with_limits, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(finished.stdout.text, "40\n7\n40\n");
+    }
+
+    #[tokio::test]
+    async fn a_busy_loop_is_stopped_at_its_cpu_limit() {
+        let mut with_limits = limits(20_000);
+        with_limits.rlimits = RunLimits {
+            cpu_seconds: Some(1),
+            ..RunLimits::default()
+        };
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg("while :; do :; done");
+        let finished = run(cmd, &with_limits, &CancellationToken::new())
+            .await
+            .unwrap();
+        let signal = std::os::unix::process::ExitStatusExt::signal(&finished.status.unwrap());
+        assert_eq!(signal, Some(libc::SIGXCPU));
+        assert!(!finished.timed_out);
+        assert!(
+            finished.elapsed < Duration::from_secs(10),
+            "{:?}",
+            finished.elapsed
+        );
     }
 
     /// True while `pid` is a live process (a zombie waiting for its reaper counts as gone).

@@ -6,6 +6,7 @@ use runfleet_common::config::{
     AmqpConfig, ConfigError, DatabaseConfig, HttpConfig, LogConfig, Validate, string_list,
     validate_queues,
 };
+use runfleet_common::limits::RunLimits;
 use serde::Deserialize;
 
 /// Everything the consumer reads at start.
@@ -163,6 +164,68 @@ pub struct WorkerConfig {
     /// How often the heartbeat of running runs is refreshed (seconds). Keep it well below
     /// the producer's `reclaim_after_seconds`.
     pub heartbeat_seconds: u64,
+    /// Resource limits of every run (`RUNFLEET_CONSUMER__LIMITS__*`).
+    pub limits: LimitsConfig,
+}
+
+/// Per-run rlimits: defaults for runs whose task sets none, and ceilings no task can pass.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Default CPU seconds (none: unlimited).
+    pub cpu_seconds: Option<u64>,
+    /// Default address space in bytes (none: unlimited).
+    pub memory_bytes: Option<u64>,
+    /// Default open files.
+    pub open_files: Option<u64>,
+    /// Default processes of the consumer's user (RLIMIT_NPROC counts all of that user's
+    /// processes; not enforced for root).
+    pub processes: Option<u64>,
+    /// Ceiling of CPU seconds.
+    pub max_cpu_seconds: Option<u64>,
+    /// Ceiling of the address space (bytes).
+    pub max_memory_bytes: Option<u64>,
+    /// Ceiling of open files.
+    pub max_open_files: Option<u64>,
+    /// Ceiling of processes.
+    pub max_processes: Option<u64>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            cpu_seconds: None,
+            memory_bytes: None,
+            open_files: Some(4096),
+            processes: None,
+            max_cpu_seconds: None,
+            max_memory_bytes: None,
+            max_open_files: Some(65_536),
+            max_processes: None,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The defaults as run limits.
+    pub fn defaults(&self) -> RunLimits {
+        RunLimits {
+            cpu_seconds: self.cpu_seconds,
+            memory_bytes: self.memory_bytes,
+            open_files: self.open_files,
+            processes: self.processes,
+        }
+    }
+
+    /// The ceilings as run limits.
+    pub fn ceiling(&self) -> RunLimits {
+        RunLimits {
+            cpu_seconds: self.max_cpu_seconds,
+            memory_bytes: self.max_memory_bytes,
+            open_files: self.max_open_files,
+            processes: self.max_processes,
+        }
+    }
 }
 
 fn hostname() -> String {
@@ -193,6 +256,7 @@ impl Default for WorkerConfig {
             kill_grace_seconds: 5,
             drain_seconds: 30,
             heartbeat_seconds: 5,
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -212,6 +276,14 @@ impl Validate for ConsumerConfig {
                 "consumer.heartbeat_seconds",
                 "must be at least 1",
             ));
+        }
+        for (key, limits) in [
+            ("consumer.limits", c.limits.defaults()),
+            ("consumer.limits.max", c.limits.ceiling()),
+        ] {
+            limits
+                .check(key)
+                .map_err(|e| ConfigError::invalid(key, e.to_string()))?;
         }
         if c.worker_id.is_empty() {
             return Err(ConfigError::invalid(

@@ -216,10 +216,15 @@ impl Executor {
         {
             command.env("TRACEPARENT", traceparent);
         }
+        let rlimits = run.limits.effective(
+            &self.config.limits.defaults(),
+            &self.config.limits.ceiling(),
+        );
         let limits = Limits {
             timeout: Duration::from_secs(run.timeout_seconds.max(1) as u64),
             kill_grace: Duration::from_secs(self.config.kill_grace_seconds),
             output_limit: self.config.output_limit_bytes,
+            rlimits,
         };
         let finished = match child::run(command, &limits, cancel)
             .instrument(script_span)
@@ -274,6 +279,20 @@ impl Executor {
                 ) {
                     (Some(code), _) => {
                         format!("script exited with code {code}; see its stderr in the run's logs")
+                    }
+                    (None, Some(libc::SIGXCPU)) => format!(
+                        "script used up its CPU limit of {} s (limits.cpu_seconds) and was killed",
+                        rlimits.cpu_seconds.unwrap_or_default()
+                    ),
+                    (None, Some(libc::SIGKILL))
+                        if rlimits
+                            .cpu_seconds
+                            .is_some_and(|c| finished.elapsed.as_secs() >= c) =>
+                    {
+                        format!(
+                            "script was killed (SIGKILL), probably at its CPU limit of {} s (limits.cpu_seconds)",
+                            rlimits.cpu_seconds.unwrap_or_default()
+                        )
                     }
                     (None, Some(sig)) => format!("script was killed by signal {sig}"),
                     (None, None) => "script ended abnormally".into(),

@@ -100,6 +100,8 @@ async fn step(
         timeout,
         kill_grace: Duration::from_secs(2),
         output_limit: 256 * 1024,
+        // The installer is ours, not a script: no per-run limits.
+        rlimits: Default::default(),
     };
     // Installs are not cancelled with a run: other runs may be waiting for the same venv.
     let never = tokio_util::sync::CancellationToken::new();

@@ -37,6 +37,10 @@ pub struct TaskBody {
     /// Extra environment variables for the script (string values; not `RUNFLEET_*`).
     #[schema(value_type = Option<Object>)]
     pub env: Option<Map<String, Value>>,
+    /// Resource limits of its runs: `cpu_seconds`, `memory_bytes`, `open_files`,
+    /// `processes` (unset: the consumer's defaults; every value capped by the consumer's
+    /// ceiling).
+    pub limits: Option<runfleet_common::limits::RunLimits>,
 }
 
 impl TaskBody {
@@ -51,6 +55,7 @@ impl TaskBody {
             retry_backoff_seconds: self.retry_backoff_seconds,
             retry_backoff_max_seconds: self.retry_backoff_max_seconds,
             env: self.env.unwrap_or_default(),
+            limits: self.limits.unwrap_or_default(),
         }
     }
 }

@@ -138,6 +138,7 @@ async fn hit_start_ms(executor: &Executor, requirements: &[String]) -> f64 {
         env: serde_json::json!({}),
         queue_wait_seconds: 0.0,
         traceparent: None,
+        limits: Default::default(),
     };
     let t0 = SystemTime::now()
         .duration_since(UNIX_EPOCH)
