@@ -49,7 +49,7 @@ use crate::routes;
         routes::tokens::audit_log,
     ),
     components(schemas(crate::api_error::ErrorBody, crate::api_error::ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -65,5 +65,67 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// Routes that need no token (they answer probes and scrapers).
+const OPEN_PATHS: &[&str] = &["/health", "/ready"];
+
+/// Documents the answers every operation can give besides its own: 400 (malformed query,
+/// path or JSON), 401 and 403 (token), 413 and 415 (body too large, not JSON) on
+/// operations with a body, and 503 (Postgres unreachable).
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::content::ContentBuilder;
+        use utoipa::openapi::response::ResponseBuilder;
+        use utoipa::openapi::security::SecurityRequirement;
+        use utoipa::openapi::{Ref, RefOr};
+
+        let error = |description: &str| -> RefOr<utoipa::openapi::Response> {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let open = OPEN_PATHS.contains(&path.as_str());
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut common = vec![
+                    ("400", "malformed request: query, path id or JSON body"),
+                    ("503", "Postgres or RabbitMQ unreachable; try again"),
+                ];
+                if open {
+                    operation.security = Some(vec![SecurityRequirement::default()]);
+                } else {
+                    common.push(("401", "no token, or an unknown or revoked one"));
+                    common.push(("403", "the token's role is too low"));
+                }
+                if operation.request_body.is_some() {
+                    common.push(("413", "body larger than producer.max_body_bytes"));
+                    common.push(("415", "body is not application/json"));
+                }
+                let responses = &mut operation.responses.responses;
+                for (status, description) in common {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description));
+                }
+            }
+        }
     }
 }

@@ -66,7 +66,7 @@ pub async fn create(
 
 /// Reads a run the automation hub's way (same body as `GET /runs/{id}`).
 #[utoipa::path(get, path = "/runs/runs/{id}", tag = "automation hub compatibility",
-    params(("id" = String, Path, description = "run id")),
+    params(("id" = uuid::Uuid, Path, description = "run id")),
     responses((status = 200, body = Run), (status = 404, body = ErrorBody)))]
 pub async fn get(state: State<AppState>, id: Path<String>) -> ApiResult<Json<Run>> {
     super::runs::get(state, id).await

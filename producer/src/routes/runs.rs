@@ -130,7 +130,7 @@ pub async fn create(
 
 /// One run.
 #[utoipa::path(get, path = "/runs/{id}", tag = "runs",
-    params(("id" = String, Path, description = "run id")),
+    params(("id" = uuid::Uuid, Path, description = "run id")),
     responses((status = 200, body = Run), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Run>> {
     Ok(Json(runs::get(&state.pool, parse_run_id(&id)?).await?))
@@ -145,7 +145,7 @@ pub struct LogsQuery {
 
 /// Captured stdout/stderr of one attempt (the latest by default).
 #[utoipa::path(get, path = "/runs/{id}/logs", tag = "runs",
-    params(("id" = String, Path, description = "run id"), LogsQuery),
+    params(("id" = uuid::Uuid, Path, description = "run id"), LogsQuery),
     responses((status = 200, body = RunLogs), (status = 404, body = ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
@@ -167,7 +167,7 @@ pub async fn logs(
 
 /// Every finished attempt of a run (exit code, error, times), oldest first.
 #[utoipa::path(get, path = "/runs/{id}/attempts", tag = "runs",
-    params(("id" = String, Path, description = "run id")),
+    params(("id" = uuid::Uuid, Path, description = "run id")),
     responses((status = 200, body = [Attempt]), (status = 404, body = ErrorBody)))]
 pub async fn attempts(
     State(state): State<AppState>,
@@ -180,7 +180,7 @@ pub async fn attempts(
 /// run's consumer terminates its process group within about a second (202, then
 /// `cancelled`); a finished run cannot be cancelled (409).
 #[utoipa::path(post, path = "/runs/{id}/cancel", tag = "runs",
-    params(("id" = String, Path, description = "run id")),
+    params(("id" = uuid::Uuid, Path, description = "run id")),
     responses(
         (status = 200, description = "cancelled before it started", body = Run),
         (status = 202, description = "running: its consumer is terminating it", body = Run),
@@ -221,7 +221,7 @@ pub async fn cancel(
 /// Starts a fresh attempt of a finished run (succeeded, failed, timed out, cancelled or
 /// dead): 202 with the run queued again; 409 while it has not finished.
 #[utoipa::path(post, path = "/runs/{id}/retry", tag = "runs",
-    params(("id" = String, Path, description = "run id")),
+    params(("id" = uuid::Uuid, Path, description = "run id")),
     responses(
         (status = 202, description = "queued again as its next attempt", body = Run),
         (status = 404, body = ErrorBody),

@@ -92,7 +92,7 @@ pub async fn list(
 
 /// One schedule.
 #[utoipa::path(get, path = "/schedules/{id}", tag = "schedules",
-    params(("id" = String, Path, description = "schedule id")),
+    params(("id" = uuid::Uuid, Path, description = "schedule id")),
     responses((status = 200, body = Schedule), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -105,7 +105,7 @@ pub async fn get(
 
 /// Replaces a schedule's settings; the next fire is computed afresh from now.
 #[utoipa::path(put, path = "/schedules/{id}", tag = "schedules", request_body = ScheduleBody,
-    params(("id" = String, Path, description = "schedule id")),
+    params(("id" = uuid::Uuid, Path, description = "schedule id")),
     responses((status = 200, body = Schedule), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn replace(
@@ -122,7 +122,7 @@ pub async fn replace(
 
 /// Deletes a schedule (its runs stay).
 #[utoipa::path(delete, path = "/schedules/{id}", tag = "schedules",
-    params(("id" = String, Path, description = "schedule id")),
+    params(("id" = uuid::Uuid, Path, description = "schedule id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -134,7 +134,7 @@ pub async fn delete(
 
 /// Pauses a schedule: no fires until resumed.
 #[utoipa::path(post, path = "/schedules/{id}/pause", tag = "schedules",
-    params(("id" = String, Path, description = "schedule id")),
+    params(("id" = uuid::Uuid, Path, description = "schedule id")),
     responses((status = 200, body = Schedule), (status = 404, body = ErrorBody)))]
 pub async fn pause(
     State(state): State<AppState>,
@@ -146,7 +146,7 @@ pub async fn pause(
 
 /// Resumes a schedule from its next fire after now (the paused stretch is not back-filled).
 #[utoipa::path(post, path = "/schedules/{id}/resume", tag = "schedules",
-    params(("id" = String, Path, description = "schedule id")),
+    params(("id" = uuid::Uuid, Path, description = "schedule id")),
     responses((status = 200, body = Schedule), (status = 404, body = ErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
@@ -158,7 +158,7 @@ pub async fn resume(
 
 /// Runs the schedule's task once now, whatever the cron says (paused or not).
 #[utoipa::path(post, path = "/schedules/{id}/trigger", tag = "schedules",
-    params(("id" = String, Path, description = "schedule id")),
+    params(("id" = uuid::Uuid, Path, description = "schedule id")),
     responses((status = 202, body = Run), (status = 404, body = ErrorBody)))]
 pub async fn trigger(
     State(state): State<AppState>,
@@ -203,7 +203,7 @@ fn parse_count(raw: Option<&str>) -> Result<usize, ApiError> {
 
 /// The schedule's next fire times (within its start/end window).
 #[utoipa::path(get, path = "/schedules/{id}/next", tag = "schedules",
-    params(("id" = String, Path, description = "schedule id"), NextQuery),
+    params(("id" = uuid::Uuid, Path, description = "schedule id"), NextQuery),
     responses((status = 200, body = FireTimes), (status = 404, body = ErrorBody)))]
 pub async fn next(
     State(state): State<AppState>,

@@ -50,7 +50,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiToken>
 
 /// Revokes a token at once.
 #[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens",
-    params(("id" = String, Path, description = "Token id")),
+    params(("id" = uuid::Uuid, Path, description = "Token id")),
     responses((status = 200, body = ApiToken), (status = 404, body = ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
