@@ -36,6 +36,13 @@ if [[ ! -s $token_file ]]; then
 fi
 export RUNFLEET_TOKEN
 RUNFLEET_TOKEN=$(cat "$token_file")
+# The key that encrypts script secrets (producer and consumer share it).
+keys_file=.local/secret-keys
+if [[ ! -s $keys_file ]]; then
+  (umask 077; python3 -c 'import secrets; print("local:" + secrets.token_hex(32))' >"$keys_file")
+fi
+export RUNFLEET_SECRETS__KEYS
+RUNFLEET_SECRETS__KEYS=$(cat "$keys_file")
 "$root/docker/local-down.sh" --quiet || true
 
 say "database"

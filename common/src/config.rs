@@ -239,6 +239,45 @@ impl Validate for HttpConfig {
     }
 }
 
+/// A setting that is never printed: `Debug` shows `[redacted]`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Keys that encrypt script secrets at rest (`RUNFLEET_SECRETS__KEYS`): `id:64-hex-digit
+/// key` items, comma-separated; the first encrypts, all decrypt (rotation: put a new key
+/// first, run `runfleet-producer reencrypt-secrets`, then drop the old one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SecretsConfig {
+    /// The keys, current first.
+    #[serde(deserialize_with = "secret_list")]
+    pub keys: Vec<Secret>,
+}
+
+fn secret_list<'de, D: Deserializer<'de>>(de: D) -> Result<Vec<Secret>, D::Error> {
+    Ok(string_list(de)?.into_iter().map(Secret).collect())
+}
+
 /// Log output settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]

@@ -142,6 +142,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0009_run_limits.sql",
         sql: include_str!("../../migrations/0009_run_limits.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_secrets.sql",
+        sql: include_str!("../../migrations/0010_secrets.sql"),
+    },
 ];
 
 /// Applies the migrations not yet applied; returns how many it applied.

@@ -33,6 +33,7 @@ pub mod run_state;
 pub mod runs;
 pub mod schedules;
 pub mod scripts;
+pub mod secrets;
 pub mod shutdown;
 pub mod tasks;
 pub mod telemetry;

@@ -119,6 +119,10 @@ pub struct ClaimedRun {
     pub traceparent: Option<String>,
     /// Resource limits asked for (the consumer applies its defaults and ceiling).
     pub limits: crate::limits::RunLimits,
+    /// Secrets the script gets: env name → secret name.
+    pub secrets: Value,
+    /// Those secrets' values, filled in by the consumer just before the run starts.
+    pub secret_env: Vec<crate::secrets::SecretEnv>,
 }
 
 /// The answer to "may I run this message?".
@@ -154,7 +158,7 @@ pub async fn claim(
           RETURNING r.script_name, s.language, s.content, s.sha256, r.parameters,
                     r.timeout_seconds, r.submitted_at, s.requirements, r.env,
                     greatest(extract(epoch FROM clock_timestamp() - r.queued_at), 0)::float8,
-                    r.traceparent, r.limits",
+                    r.traceparent, r.limits, r.secrets",
             &[&run_id, &attempt, &worker],
         )
         .await?;
@@ -174,6 +178,8 @@ pub async fn claim(
             queue_wait_seconds: row.get(9),
             traceparent: row.get(10),
             limits: crate::limits::RunLimits::from_json(&row.get(11)),
+            secrets: row.get(12),
+            secret_env: Vec::new(),
         })));
     }
     let current = client

@@ -292,6 +292,8 @@ pub struct NewRun {
     pub env: Map<String, Value>,
     /// Resource limits (a task's); the consumer's defaults where unset.
     pub limits: RunLimits,
+    /// Secrets for the script's environment (env name → secret name; a task's).
+    pub secrets: Map<String, Value>,
 }
 
 impl Default for NewRun {
@@ -312,6 +314,7 @@ impl Default for NewRun {
             fire: None,
             env: Map::new(),
             limits: RunLimits::default(),
+            secrets: Map::new(),
         }
     }
 }
@@ -345,6 +348,8 @@ pub struct RunSpec {
     pub env: Map<String, Value>,
     /// Resource limits.
     pub limits: RunLimits,
+    /// Secrets for the environment (env name → secret name).
+    pub secrets: Map<String, Value>,
 }
 
 impl NewRun {
@@ -376,6 +381,7 @@ impl NewRun {
             fire: self.fire,
             env: self.env,
             limits: self.limits,
+            secrets: self.secrets,
         })
     }
 }
@@ -570,9 +576,9 @@ pub async fn insert_resolved(
                                    attempt, triggered_by, idempotency_key, timeout_seconds,
                                    max_attempts, retry_backoff_seconds, retry_backoff_max_seconds,
                                    task_name, schedule_id, scheduled_for, env, traceparent,
-                                   limits)
+                                   limits, secrets)
                  VALUES ($1, $2, $3, $4, $5, 'queued', 1, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                         $15, $16, $17)
+                         $15, $16, $17, $18)
                  ON CONFLICT DO NOTHING
                  RETURNING {COLUMNS}"
         ))
@@ -598,6 +604,7 @@ pub async fn insert_resolved(
                 &env,
                 &crate::telemetry::current_traceparent(),
                 &spec.limits.to_json(),
+                &Value::Object(spec.secrets.clone()),
             ],
         )
         .await?;

@@ -44,6 +44,9 @@ pub struct Task {
     pub env: Value,
     /// Resource limits of its runs (unset fields: the consumer's defaults).
     pub limits: RunLimits,
+    /// Secrets its runs get as environment variables: env name → secret name.
+    #[schema(value_type = Object)]
+    pub secrets: Value,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it was last changed.
@@ -73,11 +76,13 @@ pub struct TaskInput {
     pub env: Map<String, Value>,
     /// Resource limits.
     pub limits: RunLimits,
+    /// Environment variable → secret name.
+    pub secrets: Map<String, Value>,
 }
 
 const COLUMNS: &str = "name, script_name, script_version, parameters, queue, timeout_seconds, \
     max_attempts, retry_backoff_seconds, retry_backoff_max_seconds, env, created_at, updated_at, \
-    limits";
+    limits, secrets";
 
 fn from_row(row: &Row) -> Task {
     Task {
@@ -92,6 +97,7 @@ fn from_row(row: &Row) -> Task {
         retry_backoff_max_seconds: row.get(8),
         env: row.get(9),
         limits: RunLimits::from_json(&row.get(12)),
+        secrets: row.get(13),
         created_at: row.get(10),
         updated_at: row.get(11),
     }
@@ -128,9 +134,11 @@ async fn resolve(
         retry_backoff_max_seconds: input.retry_backoff_max_seconds,
         env: input.env,
         limits: input.limits,
+        secrets: input.secrets,
         ..NewRun::default()
     }
     .check(policy)?;
+    crate::secrets::check_mapping(client, &spec.secrets, "secrets").await?;
     scripts::resolve(client, &spec.script, spec.version, "script").await?;
     Ok(spec)
 }
@@ -153,8 +161,8 @@ pub async fn create(
     let sql = format!(
         "INSERT INTO tasks (name, script_name, script_version, parameters, queue,
                             timeout_seconds, max_attempts, retry_backoff_seconds,
-                            retry_backoff_max_seconds, env, limits)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                            retry_backoff_max_seconds, env, limits, secrets)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (name) DO NOTHING
          RETURNING {COLUMNS}"
     );
@@ -178,7 +186,7 @@ pub async fn replace(
         "UPDATE tasks SET script_name = $2, script_version = $3, parameters = $4,
                 queue = $5, timeout_seconds = $6, max_attempts = $7,
                 retry_backoff_seconds = $8, retry_backoff_max_seconds = $9, env = $10,
-                limits = $11, updated_at = now()
+                limits = $11, secrets = $12, updated_at = now()
           WHERE name = $1
       RETURNING {COLUMNS}"
     );
@@ -188,7 +196,7 @@ pub async fn replace(
 }
 
 /// Checks and resolves `input`, then runs `sql` (an insert or update taking the name and
-/// the settings as $1..$11); None when it touched no row.
+/// the settings as $1..$12); None when it touched no row.
 async fn save(
     pool: &DbPool,
     policy: &SubmitPolicy,
@@ -213,6 +221,7 @@ async fn save(
                 &spec.retry.backoff_max_seconds,
                 &Value::Object(spec.env),
                 &spec.limits.to_json(),
+                &Value::Object(spec.secrets),
             ],
         )
         .await?;
@@ -318,6 +327,7 @@ impl Task {
             task: Some(self.name.clone()),
             env: self.env.as_object().cloned().unwrap_or_default(),
             limits: self.limits,
+            secrets: self.secrets.as_object().cloned().unwrap_or_default(),
             ..NewRun::default()
         }
     }
@@ -349,6 +359,7 @@ impl Task {
             fire: Some((schedule_id, scheduled_for)),
             env: self.env.as_object().cloned().unwrap_or_default(),
             limits: self.limits,
+            secrets: self.secrets.as_object().cloned().unwrap_or_default(),
         }
     }
 }

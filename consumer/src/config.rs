@@ -36,6 +36,9 @@ pub struct ConsumerConfig {
     /// Package index settings (`RUNFLEET_PIP__*`).
     #[serde(default)]
     pub pip: PipConfig,
+    /// Keys that decrypt script secrets (`RUNFLEET_SECRETS__KEYS`, same as the producer's).
+    #[serde(default)]
+    pub secrets: runfleet_common::config::SecretsConfig,
 }
 
 /// The base requirement set and whether missing venvs may be installed.
@@ -271,6 +274,7 @@ impl Validate for ConsumerConfig {
             return Err(ConfigError::invalid("consumer.slots", "give 1 to 1024"));
         }
         validate_queues("consumer.queues", &c.queues)?;
+        runfleet_common::secrets::Keyring::from_config(&self.secrets)?;
         if c.heartbeat_seconds == 0 {
             return Err(ConfigError::invalid(
                 "consumer.heartbeat_seconds",

@@ -112,6 +112,14 @@ impl Executor {
         Ok(path)
     }
 
+    /// A run that failed before its script could start.
+    pub fn not_started(code: &str, message: String) -> Executed {
+        Executed {
+            outcome: failure(code, message),
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// Runs `run` to completion (or timeout) and reports how it ended. Never panics on
     /// script problems: they become a `failed` outcome with a clear error.
     pub async fn execute(
@@ -195,6 +203,10 @@ impl Executor {
                     command.env(name, value);
                 }
             }
+        }
+        // Secrets after the task's env (a task cannot map a RUNFLEET_* name).
+        for secret in &run.secret_env {
+            command.env(&secret.env, &secret.value);
         }
         command
             .env("HOME", work)
@@ -303,6 +315,7 @@ impl Executor {
             outcome.error_code = Some("invalid_result".into());
             outcome.error = Some(message);
         }
+        redact_outcome(&mut outcome, &run.secret_env);
         Executed {
             outcome,
             elapsed: finished.elapsed,
@@ -343,4 +356,17 @@ impl Executor {
             ),
         }
     }
+}
+
+/// Replaces the run's secret values wherever the run's record would keep them: captured
+/// output, result, error message.
+fn redact_outcome(outcome: &mut Outcome, secrets: &[runfleet_common::secrets::SecretEnv]) {
+    use runfleet_common::secrets::{redact, redact_json};
+    if secrets.is_empty() {
+        return;
+    }
+    outcome.stdout.text = redact(&outcome.stdout.text, secrets);
+    outcome.stderr.text = redact(&outcome.stderr.text, secrets);
+    outcome.result = outcome.result.as_ref().map(|r| redact_json(r, secrets));
+    outcome.error = outcome.error.as_ref().map(|e| redact(e, secrets));
 }

@@ -42,6 +42,8 @@ pub struct Worker {
     /// their cancel requests are watched for. Keyed by attempt too: a stale attempt still
     /// finishing here must not drop the entry of a newer attempt of the same run.
     running: std::sync::Mutex<HashMap<(Uuid, i32), CancellationToken>>,
+    /// Keys for script secrets (None: none configured).
+    keyring: Option<runfleet_common::secrets::Keyring>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -63,7 +65,12 @@ impl Worker {
             .with_label_values(&["idle"])
             .set(slots as i64);
         CONSUMER_SLOTS.with_label_values(&["busy"]).set(0);
+        // Checked by the config's validation already.
+        let keyring = runfleet_common::secrets::Keyring::from_config(&config.secrets)
+            .ok()
+            .flatten();
         Worker {
+            keyring,
             config,
             pool,
             executor,
@@ -325,6 +332,41 @@ impl Worker {
         }
     }
 
+    /// The values of the run's secrets; `Some(Err)` when the run cannot have them (it
+    /// fails), None when shutdown came while Postgres was unreachable.
+    async fn reveal_secrets(
+        &self,
+        run: &run_state::ClaimedRun,
+        shutdown: &Shutdown,
+    ) -> Option<Result<Vec<runfleet_common::secrets::SecretEnv>, String>> {
+        let mapping = run.secrets.as_object().cloned().unwrap_or_default();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                let client = self
+                    .pool
+                    .get()
+                    .await
+                    .map_err(|e| runfleet_common::secrets::RevealError::Db(e.into()))?;
+                runfleet_common::secrets::reveal(&client, self.keyring.as_ref(), &mapping).await
+            };
+            match attempt.await {
+                Ok(values) => return Some(Ok(values)),
+                Err(runfleet_common::secrets::RevealError::Unavailable(why)) => {
+                    return Some(Err(why));
+                }
+                Err(runfleet_common::secrets::RevealError::Db(e)) => {
+                    tracing::warn!(run_id = %run.run_id, error = %e, "cannot read the run's secrets; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => return None,
+                    }
+                    backoff = next_backoff(backoff);
+                }
+            }
+        }
+    }
+
     async fn process(
         &self,
         delivery: &Delivery,
@@ -336,7 +378,7 @@ impl Worker {
         let Some(claim) = self.claim(message, shutdown).await else {
             return;
         };
-        let run = match claim {
+        let mut run = match claim {
             Claim::Claimed(run) => run,
             Claim::NotQueued { status, attempt } => {
                 tracing::info!(%run_id, status, attempt, message_attempt = message.attempt,
@@ -359,7 +401,15 @@ impl Worker {
             .lock()
             .expect("running map is never poisoned")
             .insert((run_id, run.attempt), cancel.clone());
-        let executed = self.executor.execute(&run, queue, &cancel).await;
+        let executed = match self.reveal_secrets(&run, shutdown).await {
+            Some(Ok(values)) => {
+                run.secret_env = values;
+                self.executor.execute(&run, queue, &cancel).await
+            }
+            Some(Err(why)) => crate::executor::Executor::not_started("secret_unavailable", why),
+            // Shutting down before the run started: its message is redelivered.
+            None => return,
+        };
         let outcome = executed.outcome;
         let status = outcome.status.as_str();
         RUN_DURATION

@@ -34,7 +34,7 @@ const OPERATOR: &[(&str, &str)] = &[
     ("POST", "/schedules/{id}/trigger"),
 ];
 /// Reads only an admin may make.
-const ADMIN_READS: &[&str] = &["/tokens", "/audit"];
+const ADMIN_READS: &[&str] = &["/tokens", "/audit", "/secrets"];
 
 /// The access `method` on the route template `route` needs (None: no route matched).
 pub fn required(method: &Method, route: Option<&str>) -> Access {
@@ -151,7 +151,11 @@ pub async fn authorize(
     let mut response = next.run(request).await;
     let changed = method != Method::GET && method != Method::HEAD;
     if changed && response.status().is_success() {
-        let (target, rebuilt) = audit_target(path, response).await;
+        let (target, rebuilt) = if method == Method::POST {
+            audit_target(path, response).await
+        } else {
+            (path, response)
+        };
         response = rebuilt;
         let action = format!("{method} {}", route.as_deref().unwrap_or(""));
         let trace = runfleet_common::telemetry::current_traceparent();
@@ -174,13 +178,9 @@ pub async fn authorize(
 /// Largest response body read to name what a change created.
 const AUDIT_BODY_LIMIT: usize = 1 << 20;
 
-/// What a change acted on: for a creation (201/202), the new resource's `id` or `name`
-/// (and `version`) from the answer; otherwise the request path, which names it.
+/// What a POST acted on: the resource's `id` or `name` (and `version`) from the answer
+/// when the path does not name it already.
 async fn audit_target(path: String, response: Response) -> (String, Response) {
-    let status = response.status();
-    if status != StatusCode::CREATED && status != StatusCode::ACCEPTED {
-        return (path, response);
-    }
     let (parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, AUDIT_BODY_LIMIT).await else {
         return (path, (parts, axum::body::Body::empty()).into_response());

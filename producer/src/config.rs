@@ -1,8 +1,8 @@
 //! The producer's configuration (`RUNFLEET_PRODUCER__*` and the shared sections).
 
 use runfleet_common::config::{
-    AmqpConfig, ConfigError, DatabaseConfig, HttpConfig, LogConfig, Validate, string_list,
-    validate_queues,
+    AmqpConfig, ConfigError, DatabaseConfig, HttpConfig, LogConfig, SecretsConfig, Validate,
+    string_list, validate_queues,
 };
 use runfleet_common::runs::SubmitPolicy;
 use serde::Deserialize;
@@ -28,6 +28,9 @@ pub struct ProducerConfig {
     /// Who may call the API.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Keys that encrypt script secrets.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
 }
 
 /// API authentication (`RUNFLEET_AUTH__*`).
@@ -42,29 +45,7 @@ pub struct AuthConfig {
     pub bootstrap_token: Option<Secret>,
 }
 
-/// A setting that is never printed: `Debug` shows `[redacted]`.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The value.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Secret(s.to_string())
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use runfleet_common::config::Secret;
 
 fn default_http() -> HttpConfig {
     HttpConfig::on("0.0.0.0:8080")
@@ -173,6 +154,7 @@ impl Validate for ProducerConfig {
                 "must be 0 or more",
             ));
         }
+        runfleet_common::secrets::Keyring::from_config(&self.secrets)?;
         if let Some(token) = &self.auth.bootstrap_token
             && token.expose().trim().len() < 32
         {

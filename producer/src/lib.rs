@@ -113,6 +113,14 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(routes::tokens::revoke),
         )
         .route("/audit", get(routes::tokens::audit_log))
+        .route(
+            "/secrets",
+            get(routes::secrets::list).post(routes::secrets::put),
+        )
+        .route(
+            "/secrets/{name}",
+            axum::routing::delete(routes::secrets::delete),
+        )
         .route("/runs/runs", axum::routing::post(routes::compat::create))
         .route("/runs/runs/{id}", get(routes::compat::get))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
@@ -162,6 +170,11 @@ impl Producer {
             "runfleet-producer",
         );
         let policy = Arc::new(config.producer.submit_policy());
+        // Checked by the config's validation already.
+        let keyring = runfleet_common::secrets::Keyring::from_config(&config.secrets)
+            .ok()
+            .flatten()
+            .map(Arc::new);
         Ok(Producer {
             listener,
             state: AppState {
@@ -169,6 +182,7 @@ impl Producer {
                 publisher,
                 config: Arc::new(config),
                 policy,
+                keyring,
             },
         })
     }

@@ -23,6 +23,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit (idempotent).
     Migrate,
+    /// Re-encrypt every script secret with the first key of secrets.keys (after a key
+    /// rotation), then exit.
+    ReencryptSecrets,
 }
 
 #[tokio::main]
@@ -43,6 +46,16 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("migration failed")?;
             println!("migrations applied: {applied} (database is up to date)");
+            Ok(())
+        }
+        Command::ReencryptSecrets => {
+            let keyring = runfleet_common::secrets::Keyring::from_config(&config.secrets)?
+                .context("no key: set RUNFLEET_SECRETS__KEYS (the new key first)")?;
+            let pool = runfleet_common::db::pool(&config.database);
+            let n = runfleet_common::secrets::reencrypt_all(&pool, &keyring)
+                .await
+                .context("re-encryption failed; nothing was changed")?;
+            println!("re-encrypted {n} secrets with the current key");
             Ok(())
         }
         Command::Serve => {

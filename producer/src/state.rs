@@ -19,4 +19,6 @@ pub struct AppState {
     pub config: Arc<ProducerConfig>,
     /// Limits and defaults for new runs.
     pub policy: Arc<SubmitPolicy>,
+    /// Keys for script secrets (None: none configured).
+    pub keyring: Option<Arc<runfleet_common::secrets::Keyring>>,
 }

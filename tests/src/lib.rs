@@ -202,6 +202,18 @@ impl Fleet {
         }
         // The fleet's client is the bootstrap admin; tests of roles make their own tokens.
         let admin_token = runfleet_common::access::generate_token();
+        // One key for script secrets, shared by producer and consumer as in production.
+        let secrets = runfleet_common::config::SecretsConfig {
+            keys: vec![
+                format!(
+                    "test:{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                )
+                .as_str()
+                .into(),
+            ],
+        };
         let producer_config = ProducerConfig {
             database: producer_database,
             amqp: producer_amqp,
@@ -222,6 +234,7 @@ impl Fleet {
                 disabled: opts.auth_disabled,
                 bootstrap_token: Some(admin_token.as_str().into()),
             },
+            secrets: secrets.clone(),
         };
         let producer = runfleet_producer::Producer::bind(producer_config)
             .await
@@ -272,6 +285,7 @@ impl Fleet {
                 index_url: opts.index_url.clone(),
                 ..PipConfig::default()
             },
+            secrets,
         };
         let mut fleet = Fleet {
             base,
@@ -718,6 +732,8 @@ impl Fleet {
         if let Some(u) = &c.pip.index_url {
             cmd.env("RUNFLEET_PIP__INDEX_URL", u);
         }
+        let keys: Vec<&str> = c.secrets.keys.iter().map(|k| k.expose()).collect();
+        cmd.env("RUNFLEET_SECRETS__KEYS", keys.join(","));
         cmd
     }
 }

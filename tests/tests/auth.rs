@@ -181,6 +181,14 @@ async fn every_operation_needs_its_role_and_changes_are_audited() {
             Some("admin"),
         ),
         ("GET", "/audit".into(), None, Some("admin")),
+        ("GET", "/secrets".into(), None, Some("admin")),
+        (
+            "POST",
+            "/secrets".into(),
+            Some(json!({"name": "k", "value": "v"})),
+            Some("admin"),
+        ),
+        ("DELETE", "/secrets/k".into(), None, Some("admin")),
         ("DELETE", format!("/tokens/{spare}"), None, Some("admin")),
         ("DELETE", format!("/schedules/{sid}"), None, Some("admin")),
         ("DELETE", "/tasks/t2".into(), None, Some("admin")),
@@ -209,6 +217,7 @@ async fn every_operation_needs_its_role_and_changes_are_audited() {
             .replace("/s.py/versions/1", "/{name}/versions/{version}")
             .replace("/scripts/s.py", "/scripts/{name}")
             .replace("/tasks/t2", "/tasks/{name}")
+            .replace("/secrets/k", "/secrets/{name}")
             .replace("/tasks/t", "/tasks/{name}")
     };
     let covered: BTreeSet<String> = cases

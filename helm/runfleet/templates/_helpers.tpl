@@ -81,6 +81,14 @@ prometheus.io/path: /metrics
   value: {{ .Values.log.format | quote }}
 - name: RUNFLEET_LOG__LEVEL
   value: {{ .Values.log.level | quote }}
+{{- with .Values.secretKeys.existingSecret }}
+- name: RUNFLEET_SECRETS__KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.secretKeys.key }}
+      optional: true
+{{- end }}
 {{- with .Values.tracing.otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}

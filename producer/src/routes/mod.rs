@@ -5,6 +5,7 @@ pub mod health;
 pub mod runs;
 pub mod schedules;
 pub mod scripts;
+pub mod secrets;
 pub mod tasks;
 pub mod tokens;
 

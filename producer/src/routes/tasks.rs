@@ -41,6 +41,9 @@ pub struct TaskBody {
     /// `processes` (unset: the consumer's defaults; every value capped by the consumer's
     /// ceiling).
     pub limits: Option<runfleet_common::limits::RunLimits>,
+    /// Secrets its runs get as environment variables: `{"ENV_NAME": "secret-name"}`.
+    #[schema(value_type = Option<Object>)]
+    pub secrets: Option<Map<String, Value>>,
 }
 
 impl TaskBody {
@@ -56,6 +59,7 @@ impl TaskBody {
             retry_backoff_max_seconds: self.retry_backoff_max_seconds,
             env: self.env.unwrap_or_default(),
             limits: self.limits.unwrap_or_default(),
+            secrets: self.secrets.unwrap_or_default(),
         }
     }
 }

@@ -139,6 +139,8 @@ async fn hit_start_ms(executor: &Executor, requirements: &[String]) -> f64 {
         queue_wait_seconds: 0.0,
         traceparent: None,
         limits: Default::default(),
+        secrets: serde_json::json!({}),
+        secret_env: Vec::new(),
     };
     let t0 = SystemTime::now()
         .duration_since(UNIX_EPOCH)
