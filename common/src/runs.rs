@@ -470,7 +470,30 @@ pub(crate) fn check_parameters(params: &Map<String, Value>, max_bytes: usize) ->
             "parameters contain a NUL character, which cannot be passed in argv or env",
         ));
     }
+    for (key, value) in params {
+        if depth(value) > MAX_PARAMETER_DEPTH {
+            return Err(Error::invalid(
+                "parameters_too_deep",
+                format!("parameters.{key}"),
+                format!(
+                    "parameter '{key}' nests more than {MAX_PARAMETER_DEPTH} arrays or objects deep; flatten it"
+                ),
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Deepest nesting of arrays and objects a parameter value may have.
+pub const MAX_PARAMETER_DEPTH: usize = 16;
+
+/// Nesting depth of `v`: 0 for a scalar.
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// True when any string (or key) in `v` holds a NUL, which argv, env and Postgres refuse.
@@ -943,6 +966,24 @@ pub async fn attempts(pool: &DbPool, id: Uuid) -> Result<Vec<Attempt>, Error> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn deeply_nested_parameters_are_refused_naming_the_parameter() {
+        let mut deep = serde_json::json!(1);
+        for _ in 0..MAX_PARAMETER_DEPTH {
+            deep = serde_json::json!([deep]);
+        }
+        let mut params = Map::new();
+        params.insert("ok".into(), deep.clone());
+        assert!(check_parameters(&params, 1 << 20).is_ok());
+        params.insert("nested".into(), serde_json::json!({"a": deep}));
+        let e = check_parameters(&params, 1 << 20).unwrap_err();
+        assert!(
+            matches!(e, Error::Invalid { ref field, .. } if field == "parameters.nested"),
+            "{e}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -152,6 +152,15 @@ async fn a_secret_reaches_its_script_and_nothing_else() {
     if log.contains(VALUE) {
         seen.push("consumer log".into());
     }
+    assert!(
+        !log.contains(&fleet.db_url),
+        "the consumer logged its database URL"
+    );
+    let amqp_url = &fleet.consumer_config.amqp.url;
+    assert!(
+        !log.contains(amqp_url.as_str()),
+        "the consumer logged its broker URL"
+    );
     assert!(seen.is_empty(), "the secret value shows in: {seen:?}");
 
     // A deleted secret fails the next run clearly instead of running without it.
