@@ -54,6 +54,38 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The same error with its field inside `prefix`, e.g. `script` → `runs[3].script`
+    /// (for one item of a batch).
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            Error::Invalid {
+                code,
+                field,
+                message,
+            } => Error::Invalid {
+                code,
+                field: format!("{prefix}.{field}"),
+                message: format!("{prefix}: {message}"),
+            },
+            Error::Conflict {
+                code,
+                field,
+                message,
+            } => Error::Conflict {
+                code,
+                field: format!("{prefix}.{field}"),
+                message: format!("{prefix}: {message}"),
+            },
+            Error::NotFound { code, message } => Error::NotFound {
+                code,
+                message: format!("{prefix}: {message}"),
+            },
+            other => other,
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
         Error::Db(DbError::Query(e))

@@ -569,6 +569,67 @@ pub async fn submit(
     Ok(submitted)
 }
 
+/// Most runs one batch may hold.
+pub const MAX_BATCH: usize = 1000;
+
+/// Validates every run of a batch, records them all in one transaction (all or none),
+/// then publishes them. An error names the item: `runs[3].script`.
+pub async fn submit_batch(
+    pool: &DbPool,
+    publisher: &Publisher,
+    policy: &SubmitPolicy,
+    batch: Vec<NewRun>,
+) -> Result<Vec<Submitted>, Error> {
+    if batch.is_empty() || batch.len() > MAX_BATCH {
+        return Err(Error::invalid(
+            "invalid_batch",
+            "runs",
+            format!(
+                "a batch holds 1 to {MAX_BATCH} runs; this one has {}",
+                batch.len()
+            ),
+        ));
+    }
+    let specs = batch
+        .into_iter()
+        .enumerate()
+        .map(|(i, new)| {
+            new.check(policy)
+                .map_err(|e| e.within(&format!("runs[{i}]")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    // Each script version is resolved once per batch.
+    let mut versions = std::collections::HashMap::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let key = (spec.script.clone(), spec.version);
+        if !versions.contains_key(&key) {
+            let v = scripts::resolve(&tx, &spec.script, spec.version, spec.script_field)
+                .await
+                .map_err(|e| e.within(&format!("runs[{i}]")))?;
+            versions.insert(key, v);
+        }
+    }
+    let inserted =
+        futures_util::future::join_all(specs.iter().map(|spec| {
+            insert_resolved(&tx, spec, versions[&(spec.script.clone(), spec.version)])
+        }))
+        .await;
+    let mut submitted = Vec::with_capacity(inserted.len());
+    for (i, result) in inserted.into_iter().enumerate() {
+        submitted.push(result.map_err(|e| e.within(&format!("runs[{i}]")))?);
+    }
+    tx.commit().await?;
+    let created: Vec<Run> = submitted
+        .iter()
+        .filter(|s| s.created)
+        .map(|s| s.run.clone())
+        .collect();
+    publish(&client, publisher, &created).await;
+    Ok(submitted)
+}
+
 /// Records a checked run as `queued`, unpublished (in the outbox), on `client` (which may
 /// be a transaction). An idempotency key or schedule fire seen before returns the existing
 /// run with `created: false`. Publish it after the commit with [`publish`].

@@ -28,6 +28,7 @@ const OPEN: &[&str] = &["/health", "/ready", "/metrics", "/openapi.json"];
 /// Changes an operator may make (besides reads).
 const OPERATOR: &[(&str, &str)] = &[
     ("POST", "/runs"),
+    ("POST", "/runs/batch"),
     ("POST", "/runs/runs"),
     ("POST", "/runs/{id}/cancel"),
     ("POST", "/runs/{id}/retry"),

@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
             get(routes::scripts::version),
         )
         .route("/runs", get(routes::runs::list).post(routes::runs::create))
+        .route("/runs/batch", post(routes::runs::create_batch))
         .route("/runs/{id}", get(routes::runs::get))
         .route("/runs/{id}/logs", get(routes::runs::logs))
         .route(

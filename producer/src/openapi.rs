@@ -20,6 +20,7 @@ use crate::routes;
         routes::scripts::detail,
         routes::scripts::version,
         routes::runs::create,
+        routes::runs::create_batch,
         routes::runs::list,
         routes::runs::get,
         routes::runs::logs,

@@ -125,6 +125,12 @@ async fn every_operation_needs_its_role_and_changes_are_audited() {
         ),
         (
             "POST",
+            "/runs/batch".into(),
+            Some(json!({"runs": [{"script": "s.py"}]})),
+            Some("operator"),
+        ),
+        (
+            "POST",
             format!("/runs/{run}/cancel"),
             None,
             Some("operator"),

@@ -68,6 +68,21 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateRun>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
+    let client = state
+        .pool
+        .get()
+        .await
+        .map_err(runfleet_common::Error::from)?;
+    let new = new_run(&client, body).await?;
+    drop(client);
+    submit(&state, new).await
+}
+
+/// The run a `CreateRun` asks for (a task's settings under the body's own).
+async fn new_run(
+    client: &deadpool_postgres::Client,
+    body: CreateRun,
+) -> Result<NewRun, runfleet_common::Error> {
     let parameters = body.parameters.unwrap_or_default();
     let new = match (body.script, body.task) {
         (Some(script), None) => NewRun {
@@ -77,19 +92,13 @@ pub async fn create(
             ..NewRun::default()
         },
         (None, Some(task)) => {
-            let client = state
-                .pool
-                .get()
-                .await
-                .map_err(runfleet_common::Error::from)?;
-            let task = tasks::get_for_field(&client, &task, "task").await?;
+            let task = tasks::get_for_field(client, &task, "task").await?;
             if body.version.is_some() {
                 return Err(runfleet_common::Error::invalid(
                     "version_with_task",
                     "version",
                     "a task pins its own script version; change the task to change it",
-                )
-                .into());
+                ));
             }
             task.new_run(&parameters, Trigger::Api)
         }
@@ -98,34 +107,99 @@ pub async fn create(
                 "script_and_task",
                 "task",
                 "give either script or task, not both",
-            )
-            .into());
+            ));
         }
         (None, None) => {
             return Err(runfleet_common::Error::invalid(
                 "invalid_body",
                 "script",
                 "give the script to run (or a task)",
-            )
-            .into());
+            ));
         }
     };
-    submit(
-        &state,
-        NewRun {
-            queue: body.queue.or(new.queue.clone()),
-            timeout_seconds: body.timeout_seconds.or(new.timeout_seconds),
-            idempotency_key: body.idempotency_key,
-            trigger: Trigger::Api,
-            max_attempts: body.max_attempts.or(new.max_attempts),
-            retry_backoff_seconds: body.retry_backoff_seconds.or(new.retry_backoff_seconds),
-            retry_backoff_max_seconds: body
-                .retry_backoff_max_seconds
-                .or(new.retry_backoff_max_seconds),
-            ..new
-        },
-    )
-    .await
+    Ok(NewRun {
+        queue: body.queue.or(new.queue.clone()),
+        timeout_seconds: body.timeout_seconds.or(new.timeout_seconds),
+        idempotency_key: body.idempotency_key,
+        trigger: Trigger::Api,
+        max_attempts: body.max_attempts.or(new.max_attempts),
+        retry_backoff_seconds: body.retry_backoff_seconds.or(new.retry_backoff_seconds),
+        retry_backoff_max_seconds: body
+            .retry_backoff_max_seconds
+            .or(new.retry_backoff_max_seconds),
+        ..new
+    })
+}
+
+/// Body of `POST /runs/batch`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBatch {
+    /// 1 to 1000 runs, each like the body of `POST /runs`.
+    pub runs: Vec<CreateRun>,
+}
+
+/// Answer of `POST /runs/batch`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchAccepted {
+    /// The runs' ids, in the order given (for a replayed idempotency key, that run's id).
+    pub ids: Vec<uuid::Uuid>,
+    /// How many runs are new (the others replayed an idempotency key).
+    pub created: usize,
+}
+
+/// Submits up to 1000 runs at once: every run is checked first and all are recorded in
+/// one transaction, or none is (the error names the item, e.g. `runs[3].script`).
+#[utoipa::path(post, path = "/runs/batch", tag = "runs", request_body = CreateBatch, responses(
+    (status = 202, description = "all accepted", body = BatchAccepted),
+    (status = 404, description = "an item names an unknown task", body = ErrorBody),
+    (status = 409, description = "an item reuses an idempotency_key with other inputs", body = ErrorBody),
+    (status = 422, description = "an invalid item (nothing was recorded)", body = ErrorBody)))]
+pub async fn create_batch(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateBatch>,
+) -> ApiResult<(StatusCode, Json<BatchAccepted>)> {
+    if body.runs.is_empty() || body.runs.len() > runs::MAX_BATCH {
+        return Err(runfleet_common::Error::invalid(
+            "invalid_batch",
+            "runs",
+            format!(
+                "a batch holds 1 to {} runs; this one has {}",
+                runs::MAX_BATCH,
+                body.runs.len()
+            ),
+        )
+        .into());
+    }
+    let client = state
+        .pool
+        .get()
+        .await
+        .map_err(runfleet_common::Error::from)?;
+    let mut batch = Vec::with_capacity(body.runs.len());
+    for (i, item) in body.runs.into_iter().enumerate() {
+        batch.push(
+            new_run(&client, item)
+                .await
+                .map_err(|e| e.within(&format!("runs[{i}]")))?,
+        );
+    }
+    drop(client);
+    let submitted = runs::submit_batch(&state.pool, &state.publisher, &state.policy, batch).await?;
+    let mut created = 0;
+    for s in submitted.iter().filter(|s| s.created) {
+        created += 1;
+        RUNS_SUBMITTED
+            .with_label_values(&[s.run.queue.as_str(), Trigger::Api.as_str()])
+            .inc();
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(BatchAccepted {
+            ids: submitted.iter().map(|s| s.run.id).collect(),
+            created,
+        }),
+    ))
 }
 
 /// One run.
