@@ -603,12 +603,13 @@ pub async fn submit_batch(
     // Each script version is resolved once per batch.
     let mut versions = std::collections::HashMap::new();
     for (i, spec) in specs.iter().enumerate() {
-        let key = (spec.script.clone(), spec.version);
-        if !versions.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            versions.entry((spec.script.clone(), spec.version))
+        {
             let v = scripts::resolve(&tx, &spec.script, spec.version, spec.script_field)
                 .await
                 .map_err(|e| e.within(&format!("runs[{i}]")))?;
-            versions.insert(key, v);
+            slot.insert(v);
         }
     }
     let inserted =
