@@ -781,6 +781,37 @@ pub fn flag_value(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// CPU seconds (user + system) process `pid` has used itself (not its children), from
+/// /proc.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 11 and 12 after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A `kB` field of /proc/`pid`/status, e.g. `VmHWM:` (0 when unreadable).
+pub fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Lines equal to `word` in the file at `path` (0 when it does not exist yet): scripts in
 /// tests log "start"/"end" to count how often they really ran.
 pub fn count_lines(path: &std::path::Path, word: &str) -> usize {
