@@ -176,14 +176,12 @@ pub async fn authorize(
     response
 }
 
-/// Largest response body read to name what a change created.
-const AUDIT_BODY_LIMIT: usize = 1 << 20;
-
 /// What a POST acted on: the resource's `id` or `name` (and `version`) from the answer
 /// when the path does not name it already.
 async fn audit_target(path: String, response: Response) -> (String, Response) {
     let (parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, AUDIT_BODY_LIMIT).await else {
+    // The answer is already in memory (a JSON body): no limit, so it is never cut.
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return (path, (parts, axum::body::Body::empty()).into_response());
     };
     let created: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();

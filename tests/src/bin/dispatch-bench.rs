@@ -194,9 +194,16 @@ async fn main() {
         "| workload | accepted/s | finished/s | bare limit/s | finished / bare | submit→started p50/p95/p99 ms | submit→finished p50/p95/p99 ms | dispatch CPU ms/run | consumer peak RSS MiB |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    // The interpreter itself, as the consumer resolves it (not a pyenv-style shim script,
+    // which would make the bare limit several times slower than the real start).
+    let python_exe = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|_| "python3".into());
     for (name, script, program, file) in [
         ("shell", "noop.sh", "bash", &shell_file),
-        ("script", "noop.py", "python3", &python_file),
+        ("script", "noop.py", python_exe.as_str(), &python_file),
     ] {
         let f = workload(&fleet, consumer_pid, script, runs).await;
         let bare = bare_limit(program, file, runs, slots).await;
