@@ -340,6 +340,10 @@ impl Worker {
         shutdown: &Shutdown,
     ) -> Option<Result<Vec<runfleet_common::secrets::SecretEnv>, String>> {
         let mapping = run.secrets.as_object().cloned().unwrap_or_default();
+        if mapping.is_empty() {
+            // Most runs have no secrets: no pool checkout on their path.
+            return Some(Ok(Vec::new()));
+        }
         let mut backoff = Duration::from_millis(100);
         loop {
             let attempt = async {
