@@ -188,8 +188,9 @@ pub async fn revoke(pool: &DbPool, id: Uuid) -> Result<ApiToken, Error> {
     })
 }
 
-/// The caller a bearer token stands for: None when it is unknown or revoked.
-pub async fn authenticate(pool: &DbPool, token: &str) -> Result<Option<Caller>, Error> {
+/// The caller the token with hash `token_sha256` ([`token_hash`]) stands for: None when
+/// it is unknown or revoked.
+pub async fn authenticate(pool: &DbPool, token_sha256: &str) -> Result<Option<Caller>, Error> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
@@ -204,7 +205,7 @@ pub async fn authenticate(pool: &DbPool, token: &str) -> Result<Option<Caller>, 
              SELECT name, role FROM t",
         )
         .await?;
-    let row = client.query_opt(&statement, &[&token_hash(token)]).await?;
+    let row = client.query_opt(&statement, &[&token_sha256]).await?;
     Ok(row.map(|r| Caller {
         name: r.get(0),
         role: Role::parse(r.get(1)).unwrap_or(Role::Viewer),

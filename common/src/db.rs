@@ -96,57 +96,28 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Add new files here; never edit an applied one.
+/// One entry of [`MIGRATIONS`]: the file `migrations/<file>`, compiled in.
+macro_rules! migration {
+    ($version:expr, $file:literal) => {
+        Migration {
+            version: $version,
+            name: $file,
+            sql: include_str!(concat!("../../migrations/", $file)),
+        }
+    };
+}
+
 const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "0001_runs_and_scripts.sql",
-        sql: include_str!("../../migrations/0001_runs_and_scripts.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "0002_run_venv_signature.sql",
-        sql: include_str!("../../migrations/0002_run_venv_signature.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "0003_run_heartbeat.sql",
-        sql: include_str!("../../migrations/0003_run_heartbeat.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "0004_run_cancel.sql",
-        sql: include_str!("../../migrations/0004_run_cancel.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "0005_retries.sql",
-        sql: include_str!("../../migrations/0005_retries.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "0006_tasks_and_schedules.sql",
-        sql: include_str!("../../migrations/0006_tasks_and_schedules.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "0007_run_queue_time_and_trace.sql",
-        sql: include_str!("../../migrations/0007_run_queue_time_and_trace.sql"),
-    },
-    Migration {
-        version: 8,
-        name: "0008_tokens_and_audit.sql",
-        sql: include_str!("../../migrations/0008_tokens_and_audit.sql"),
-    },
-    Migration {
-        version: 9,
-        name: "0009_run_limits.sql",
-        sql: include_str!("../../migrations/0009_run_limits.sql"),
-    },
-    Migration {
-        version: 10,
-        name: "0010_secrets.sql",
-        sql: include_str!("../../migrations/0010_secrets.sql"),
-    },
+    migration!(1, "0001_runs_and_scripts.sql"),
+    migration!(2, "0002_run_venv_signature.sql"),
+    migration!(3, "0003_run_heartbeat.sql"),
+    migration!(4, "0004_run_cancel.sql"),
+    migration!(5, "0005_retries.sql"),
+    migration!(6, "0006_tasks_and_schedules.sql"),
+    migration!(7, "0007_run_queue_time_and_trace.sql"),
+    migration!(8, "0008_tokens_and_audit.sql"),
+    migration!(9, "0009_run_limits.sql"),
+    migration!(10, "0010_secrets.sql"),
 ];
 
 /// Applies the migrations not yet applied; returns how many it applied.

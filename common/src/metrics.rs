@@ -30,6 +30,16 @@ fn registered<M: prometheus::core::Collector + Clone + 'static>(metric: M) -> M 
     metric
 }
 
+fn histogram(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
+    registered(
+        HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+            labels,
+        )
+        .expect("valid metric"),
+    )
+}
+
 fn counter(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     registered(IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
 }
@@ -64,37 +74,27 @@ pub static DEAD_LETTERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 /// Script execution time, by queue and final status.
 pub static RUN_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
-    registered(
-        HistogramVec::new(
-            HistogramOpts::new(
-                "runfleet_run_duration_seconds",
-                "Script execution time, from process start to exit.",
-            )
-            .buckets(vec![
-                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
-            ]),
-            &["queue", "status"],
-        )
-        .expect("valid metric"),
+    histogram(
+        "runfleet_run_duration_seconds",
+        "Script execution time, from process start to exit.",
+        &[
+            0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+        ],
+        &["queue", "status"],
     )
 });
 
 /// Time an attempt waited in its queue: from queued (submit, retry or requeue) to a
 /// consumer starting it.
 pub static RUN_QUEUE_WAIT: LazyLock<HistogramVec> = LazyLock::new(|| {
-    registered(
-        HistogramVec::new(
-            HistogramOpts::new(
-                "runfleet_run_queue_wait_seconds",
-                "Time from a run attempt being queued to a consumer starting it.",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-                900.0, 3600.0,
-            ]),
-            &["queue"],
-        )
-        .expect("valid metric"),
+    histogram(
+        "runfleet_run_queue_wait_seconds",
+        "Time from a run attempt being queued to a consumer starting it.",
+        &[
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            900.0, 3600.0,
+        ],
+        &["queue"],
     )
 });
 
@@ -146,18 +146,13 @@ pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 /// API request latency by route template and method.
 pub static HTTP_REQUEST_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
-    registered(
-        HistogramVec::new(
-            HistogramOpts::new(
-                "runfleet_http_request_duration_seconds",
-                "Time to answer an HTTP request, by route template and method.",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["route", "method"],
-        )
-        .expect("valid metric"),
+    histogram(
+        "runfleet_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template and method.",
+        &[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ],
+        &["route", "method"],
     )
 });
 

@@ -171,6 +171,11 @@ impl Producer {
             "runfleet-producer",
         );
         let policy = Arc::new(config.producer.submit_policy());
+        let bootstrap_hash = config
+            .auth
+            .bootstrap_token
+            .as_ref()
+            .map(|t| Arc::from(runfleet_common::access::token_hash(t.expose())));
         // Checked by the config's validation already.
         let keyring = runfleet_common::secrets::Keyring::from_config(&config.secrets)
             .ok()
@@ -183,6 +188,7 @@ impl Producer {
                 publisher,
                 config: Arc::new(config),
                 policy,
+                bootstrap_hash,
                 keyring,
             },
         })

@@ -19,6 +19,8 @@ pub struct AppState {
     pub config: Arc<ProducerConfig>,
     /// Limits and defaults for new runs.
     pub policy: Arc<SubmitPolicy>,
+    /// SHA-256 of the bootstrap token, computed once at start.
+    pub bootstrap_hash: Option<Arc<str>>,
     /// Keys for script secrets (None: none configured).
     pub keyring: Option<Arc<runfleet_common::secrets::Keyring>>,
 }

@@ -104,8 +104,6 @@ pub struct Fleet {
     pub base: String,
     /// HTTP client, sending the bootstrap admin token.
     pub http: reqwest::Client,
-    /// The producer's bootstrap admin token.
-    pub admin_token: String,
     /// The fleet's database URL.
     pub db_url: String,
     /// The AMQP config the fleet uses (its prefix isolates it).
@@ -297,7 +295,6 @@ impl Fleet {
                 )]))
                 .build()
                 .unwrap(),
-            admin_token,
             db_url,
             amqp,
             work_dir,
