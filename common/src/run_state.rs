@@ -148,8 +148,9 @@ pub async fn claim(
     attempt: i32,
     worker: &str,
 ) -> Result<Claim, DbError> {
-    let row = client
-        .query_opt(
+    // Prepared once per connection: this is on every run's path.
+    let statement = client
+        .prepare_cached(
             "UPDATE runs r SET status = 'running', started_at = now(), worker = $3,
                     heartbeat_at = now()
                FROM scripts s
@@ -159,8 +160,10 @@ pub async fn claim(
                     r.timeout_seconds, r.submitted_at, s.requirements, r.env,
                     greatest(extract(epoch FROM clock_timestamp() - r.queued_at), 0)::float8,
                     r.traceparent, r.limits, r.secrets",
-            &[&run_id, &attempt, &worker],
         )
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&run_id, &attempt, &worker])
         .await?;
     if let Some(row) = row {
         return Ok(Claim::Claimed(Box::new(ClaimedRun {
@@ -227,20 +230,23 @@ pub struct Outcome {
 /// `running → <final>` for (`run_id`, `attempt`), or `running → retrying` when the attempt
 /// failed or timed out and the run has attempts left (due after an exponential backoff
 /// with jitter: `min(max, backoff × 2^(attempt−1)) × [0.5, 1)`). Records the attempt and
-/// its logs, all in one transaction. Returns the status the run moved to, or None when it
+/// its logs, in one statement. Returns the status the run moved to, or None when it
 /// was no longer running that attempt (then nothing is written).
 pub async fn finish(
-    client: &mut deadpool_postgres::Client,
+    client: &impl GenericClient,
     run_id: Uuid,
     attempt: i32,
     outcome: &Outcome,
 ) -> Result<Option<RunStatus>, DbError> {
     debug_assert!(outcome.status.is_final());
     let retryable = matches!(outcome.status, RunStatus::Failed | RunStatus::TimedOut);
-    let tx = client.transaction().await?;
-    let row = tx
-        .query_opt(
-            "UPDATE runs SET
+    // One statement (atomic on its own, one round trip, prepared once per connection):
+    // the run's move, its attempt row and its logs. The inserts read the UPDATE's
+    // RETURNING, so they write nothing when the run was no longer running this attempt.
+    let statement = client
+        .prepare_cached(
+            "WITH moved AS (
+                UPDATE runs SET
                     status = CASE WHEN $9 AND attempt < max_attempts THEN 'retrying' ELSE $3 END,
                     finished_at = CASE WHEN $9 AND attempt < max_attempts THEN NULL ELSE now() END,
                     retry_at = CASE WHEN $9 AND attempt < max_attempts
@@ -248,8 +254,27 @@ pub async fn finish(
                                  retry_backoff_seconds * power(2, attempt - 1)) * (0.5 + random() / 2))
                         ELSE NULL END,
                     exit_code = $4, error_code = $5, error = $6, result = $7, venv_signature = $8
-              WHERE id = $1 AND attempt = $2 AND status = 'running'
-          RETURNING status, worker, started_at",
+                 WHERE id = $1 AND attempt = $2 AND status = 'running'
+             RETURNING status, worker, started_at
+             ), attempt_row AS (
+                INSERT INTO run_attempts (run_id, attempt, status, worker, started_at, exit_code,
+                                          error_code, error)
+                SELECT $1, $2, $3, worker, started_at, $4, $5, $6 FROM moved
+                ON CONFLICT (run_id, attempt) DO NOTHING
+             ), logs_row AS (
+                INSERT INTO run_logs (run_id, attempt, stdout, stderr, stdout_truncated,
+                                      stderr_truncated)
+                SELECT $1, $2, $10, $11, $12, $13 FROM moved
+                ON CONFLICT (run_id, attempt) DO UPDATE SET stdout = EXCLUDED.stdout,
+                    stderr = EXCLUDED.stderr, stdout_truncated = EXCLUDED.stdout_truncated,
+                    stderr_truncated = EXCLUDED.stderr_truncated
+             )
+             SELECT status FROM moved",
+        )
+        .await?;
+    let row = client
+        .query_opt(
+            &statement,
             &[
                 &run_id,
                 &attempt,
@@ -260,50 +285,14 @@ pub async fn finish(
                 &outcome.result,
                 &outcome.venv_signature,
                 &retryable,
+                &outcome.stdout.text,
+                &outcome.stderr.text,
+                &outcome.stdout.truncated,
+                &outcome.stderr.truncated,
             ],
         )
         .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let moved_to: String = row.get(0);
-    let worker: Option<String> = row.get(1);
-    let started_at: Option<chrono::DateTime<chrono::Utc>> = row.get(2);
-    tx.execute(
-        "INSERT INTO run_attempts (run_id, attempt, status, worker, started_at, exit_code,
-                                   error_code, error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (run_id, attempt) DO NOTHING",
-        &[
-            &run_id,
-            &attempt,
-            &outcome.status.as_str(),
-            &worker,
-            &started_at,
-            &outcome.exit_code,
-            &outcome.error_code,
-            &outcome.error,
-        ],
-    )
-    .await?;
-    tx.execute(
-        "INSERT INTO run_logs (run_id, attempt, stdout, stderr, stdout_truncated, stderr_truncated)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (run_id, attempt) DO UPDATE SET stdout = EXCLUDED.stdout,
-             stderr = EXCLUDED.stderr, stdout_truncated = EXCLUDED.stdout_truncated,
-             stderr_truncated = EXCLUDED.stderr_truncated",
-        &[
-            &run_id,
-            &attempt,
-            &outcome.stdout.text,
-            &outcome.stderr.text,
-            &outcome.stdout.truncated,
-            &outcome.stderr.truncated,
-        ],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(RunStatus::parse(&moved_to))
+    Ok(row.and_then(|r| RunStatus::parse(r.get::<_, &str>(0))))
 }
 
 /// `retrying → queued` with `attempt + 1` for retries that are due; they go back to the

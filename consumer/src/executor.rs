@@ -94,24 +94,6 @@ impl Executor {
         }
     }
 
-    /// The script's file, written once per content hash (atomically, so a concurrent run
-    /// of the same script never sees half a file).
-    async fn script_file(&self, run: &ClaimedRun) -> std::io::Result<PathBuf> {
-        let ext = if run.language == "python" { "py" } else { "sh" };
-        let path = self
-            .config
-            .work_dir
-            .join("scripts")
-            .join(format!("{}.{ext}", run.sha256));
-        if tokio::fs::try_exists(&path).await? {
-            return Ok(path);
-        }
-        let tmp = path.with_extension(format!("{ext}.tmp-{}-{}", run.run_id, run.attempt));
-        tokio::fs::write(&tmp, run.content.as_bytes()).await?;
-        tokio::fs::rename(&tmp, &path).await?;
-        Ok(path)
-    }
-
     /// A run that failed before its script could start.
     pub fn not_started(code: &str, message: String) -> Executed {
         Executed {
@@ -160,28 +142,27 @@ impl Executor {
             Err(failed) => return failed,
         };
         let venv_signature = lease.as_ref().map(|l| l.signature.clone());
-        // A leftover directory from a crashed earlier try of this attempt is replaced.
-        let _ = tokio::fs::remove_dir_all(work).await;
-        if let Err(e) = tokio::fs::create_dir_all(work).await {
-            return not_started(
-                "workdir_failed",
-                format!("cannot create working directory {}: {e}", work.display()),
-            );
-        }
-        let script = match self.script_file(run).await {
-            Ok(p) => p,
-            Err(e) => {
-                return not_started(
-                    "workdir_failed",
-                    format!("cannot write the script file: {e}"),
-                );
-            }
-        };
         let params_json = run.parameters.to_string();
         let params_path = work.join("params.json");
         let result_path = work.join("result.json");
-        if let Err(e) = tokio::fs::write(&params_path, &params_json).await {
-            return not_started("workdir_failed", format!("cannot write params.json: {e}"));
+        let ext = if run.language == "python" { "py" } else { "sh" };
+        let script = self
+            .config
+            .work_dir
+            .join("scripts")
+            .join(format!("{}.{ext}", run.sha256));
+        let files = WorkFiles {
+            work: work.to_path_buf(),
+            script: script.clone(),
+            content: run.content.clone(),
+            params_path: params_path.clone(),
+            params_json: params_json.clone(),
+        };
+        // One hop to the blocking pool for all of the run's file set-up.
+        match tokio::task::spawn_blocking(move || files.create()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return not_started("workdir_failed", message),
+            Err(e) => return not_started("workdir_failed", format!("file set-up failed: {e}")),
         }
 
         let mut command = Command::new(&interpreter);
@@ -256,7 +237,11 @@ impl Executor {
         };
         // The venv may be evicted again once the script is done with it.
         drop(lease);
-        let (result, result_error) = self.read_result(&result_path).await;
+        let limit = self.config.result_limit_bytes;
+        let (result, result_error) =
+            tokio::task::spawn_blocking(move || read_result(&result_path, limit))
+                .await
+                .unwrap_or_else(|e| (None, Some(format!("cannot read result file: {e}"))));
         let mut outcome = Outcome {
             status: RunStatus::Succeeded,
             exit_code: finished.status.and_then(|s| s.code()),
@@ -321,40 +306,71 @@ impl Executor {
             elapsed: finished.elapsed,
         }
     }
+}
 
-    /// Reads the optional result file: (the JSON, or an error explaining why it was refused).
-    async fn read_result(&self, path: &Path) -> (Option<Value>, Option<String>) {
-        let limit = self.config.result_limit_bytes;
-        match tokio::fs::metadata(path).await {
-            Err(_) => return (None, None),
-            Ok(m) if m.len() > limit => {
-                return (
-                    None,
-                    Some(format!(
-                        "result file is {} bytes; the limit is {limit} (consumer.result_limit_bytes)",
-                        m.len()
-                    )),
-                );
-            }
-            Ok(_) => {}
+/// The files a run starts with, created in one blocking call.
+struct WorkFiles {
+    work: PathBuf,
+    script: PathBuf,
+    content: String,
+    params_path: PathBuf,
+    params_json: String,
+}
+
+impl WorkFiles {
+    /// A fresh working directory (a leftover from a crashed earlier try of this attempt is
+    /// replaced), the script file (written once per content hash, atomically, so a
+    /// concurrent run of the same script never sees half a file) and `params.json`.
+    fn create(self) -> Result<(), String> {
+        let _ = std::fs::remove_dir_all(&self.work);
+        std::fs::create_dir_all(&self.work).map_err(|e| {
+            format!(
+                "cannot create working directory {}: {e}",
+                self.work.display()
+            )
+        })?;
+        if !self.script.exists() {
+            let tmp = self.work.join("script.tmp");
+            std::fs::write(&tmp, self.content.as_bytes())
+                .and_then(|()| std::fs::rename(&tmp, &self.script))
+                .map_err(|e| format!("cannot write the script file: {e}"))?;
         }
-        let bytes = match tokio::fs::read(path).await {
-            Ok(b) => b,
-            Err(e) => return (None, Some(format!("cannot read result file: {e}"))),
-        };
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) if contains_nul(&v) => (
-                None,
-                Some("result JSON contains a NUL character, which cannot be stored".into()),
-            ),
-            Ok(v) => (Some(v), None),
-            Err(e) => (
+        std::fs::write(&self.params_path, &self.params_json)
+            .map_err(|e| format!("cannot write params.json: {e}"))
+    }
+}
+
+/// Reads the optional result file: (the JSON, or an error explaining why it was refused).
+fn read_result(path: &Path, limit: u64) -> (Option<Value>, Option<String>) {
+    match std::fs::metadata(path) {
+        Err(_) => return (None, None),
+        Ok(m) if m.len() > limit => {
+            return (
                 None,
                 Some(format!(
-                    "the script wrote a result file that is not valid JSON ({e}); write JSON to RUNFLEET_RESULT_PATH"
+                    "result file is {} bytes; the limit is {limit} (consumer.result_limit_bytes)",
+                    m.len()
                 )),
-            ),
+            );
         }
+        Ok(_) => {}
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return (None, Some(format!("cannot read result file: {e}"))),
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) if contains_nul(&v) => (
+            None,
+            Some("result JSON contains a NUL character, which cannot be stored".into()),
+        ),
+        Ok(v) => (Some(v), None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "the script wrote a result file that is not valid JSON ({e}); write JSON to RUNFLEET_RESULT_PATH"
+            )),
+        ),
     }
 }
 

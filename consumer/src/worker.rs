@@ -426,8 +426,8 @@ impl Worker {
             let mut backoff = Duration::from_millis(100);
             loop {
                 let commit = async {
-                    let mut client = self.pool.get().await?;
-                    run_state::finish(&mut client, run_id, run.attempt, &outcome).await
+                    let client = self.pool.get().await?;
+                    run_state::finish(&client, run_id, run.attempt, &outcome).await
                 };
                 match commit.await {
                     Ok(None) => {

@@ -67,6 +67,10 @@ pub struct FleetOptions {
     pub max_reclaims: i32,
     /// Start the producer with `auth.disabled` (no tokens needed).
     pub auth_disabled: bool,
+    /// Keep the production defaults of the background intervals (outbox sweep, queue
+    /// statistics, heartbeats, venv eviction) instead of the fast ones tests use, so a
+    /// benchmark measures what a deployed fleet spends.
+    pub production_timings: bool,
 }
 
 /// The uv executable tests use: `RUNFLEET_TEST_UV`, else `uv` on PATH (None: pip only).
@@ -94,7 +98,22 @@ impl Default for FleetOptions {
             reclaim_after_seconds: 30,
             max_reclaims: 3,
             auth_disabled: false,
+            production_timings: false,
         }
+    }
+}
+
+/// The producer's background intervals: short ones for tests (a test waits less for the
+/// outbox sweeper or queue statistics), unless `production` keeps `defaults`.
+fn fast_timings(defaults: ApiConfig, production: bool) -> ApiConfig {
+    if production {
+        return defaults;
+    }
+    ApiConfig {
+        outbox_interval_ms: 200,
+        outbox_min_age_seconds: 1,
+        queue_stats_interval_ms: 200,
+        ..defaults
     }
 }
 
@@ -104,6 +123,8 @@ pub struct Fleet {
     pub base: String,
     /// HTTP client, sending the bootstrap admin token.
     pub http: reqwest::Client,
+    /// The bootstrap admin token (for clients other than `http`, e.g. the CLI).
+    pub admin_token: String,
     /// The fleet's database URL.
     pub db_url: String,
     /// The AMQP config the fleet uses (its prefix isolates it).
@@ -221,12 +242,9 @@ impl Fleet {
                 queues: vec!["default".into(), "other".into()],
                 max_body_bytes: 256 * 1024,
                 max_script_bytes: 128 * 1024,
-                outbox_interval_ms: 200,
-                outbox_min_age_seconds: 1,
                 reclaim_after_seconds: opts.reclaim_after_seconds,
                 max_reclaims: opts.max_reclaims,
-                queue_stats_interval_ms: 200,
-                ..ApiConfig::default()
+                ..fast_timings(ApiConfig::default(), opts.production_timings)
             },
             auth: AuthConfig {
                 disabled: opts.auth_disabled,
@@ -259,7 +277,11 @@ impl Fleet {
                 output_limit_bytes: opts.output_limit_bytes,
                 kill_grace_seconds: 1,
                 drain_seconds: 5,
-                heartbeat_seconds: 1,
+                heartbeat_seconds: if opts.production_timings {
+                    WorkerConfig::default().heartbeat_seconds
+                } else {
+                    1
+                },
                 ..WorkerConfig::default()
             },
             python: PythonConfig {
@@ -277,7 +299,11 @@ impl Fleet {
                 installer,
                 uv: test_uv().unwrap_or_else(|| "uv".into()),
                 install_timeout_seconds: 120,
-                eviction_interval_seconds: 1,
+                eviction_interval_seconds: if opts.production_timings {
+                    VenvConfig::default().eviction_interval_seconds
+                } else {
+                    1
+                },
             },
             pip: PipConfig {
                 index_url: opts.index_url.clone(),
@@ -295,6 +321,7 @@ impl Fleet {
                 )]))
                 .build()
                 .unwrap(),
+            admin_token: admin_token.to_string(),
             db_url,
             amqp,
             work_dir,

@@ -1,0 +1,78 @@
+//! Waiting for a run: a live status line on a terminal (status and elapsed time, redrawn
+//! in place), plain lines when stderr is not a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::api::{Api, CliError, encode};
+use crate::render::{self, Output, text};
+
+const FINAL: [&str; 5] = ["succeeded", "failed", "timed_out", "cancelled", "dead"];
+
+/// Polls the run until it is final and returns it. With `report`, shows each status on
+/// stderr: a line redrawn in place on a terminal, one line per change otherwise.
+pub async fn until_final(api: &Api, id: &str, report: bool) -> Result<Value, CliError> {
+    let live = report && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_status = String::new();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let run = api.get(&format!("/runs/{}", encode(id))).await?;
+        let status = text(&run["status"]);
+        if live {
+            eprint!(
+                "\r\x1b[2Krun {id}: {status}  {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+            let _ = std::io::stderr().flush();
+        } else if report && status != last_status {
+            eprintln!("run {id}: {status}");
+        }
+        if FINAL.contains(&status.as_str()) {
+            if live {
+                eprintln!();
+            }
+            return Ok(run);
+        }
+        last_status = status;
+        tokio::time::sleep(delay).await;
+        // A live line keeps ticking; without one, polling slows down to once a second.
+        delay = if live {
+            Duration::from_millis(200)
+        } else {
+            (delay * 2).min(Duration::from_secs(1))
+        };
+    }
+}
+
+/// `run --wait`: waits, prints the logs (stdout to stdout, stderr to stderr), the error
+/// and the result, and returns the script's exit code as this process's (1 when it
+/// failed without one, e.g. timed out).
+pub async fn run_to_end(api: &Api, id: &str, output: Output) -> Result<ExitCode, CliError> {
+    let run = until_final(api, id, output == Output::Text).await?;
+    let logs = api.get(&format!("/runs/{}/logs", encode(id))).await?;
+    let status = text(&run["status"]);
+    match output {
+        Output::Json => render::json(&serde_json::json!({"run": run, "logs": logs})),
+        Output::Text => {
+            print!("{}", logs["stdout"].as_str().unwrap_or(""));
+            eprint!("{}", logs["stderr"].as_str().unwrap_or(""));
+            if let Some(msg) = run["error"]["message"].as_str() {
+                eprintln!("error: {msg}");
+            }
+            if !run["result"].is_null() {
+                println!("result:");
+                render::json(&run["result"]);
+            }
+        }
+    }
+    let code = match (status.as_str(), run["exit_code"].as_i64()) {
+        ("succeeded", _) => 0,
+        (_, Some(c)) if c != 0 => c.clamp(1, 255) as u8,
+        _ => 1,
+    };
+    Ok(ExitCode::from(code))
+}
