@@ -137,7 +137,7 @@ enum RunsCommand {
         #[arg(long)]
         since: Option<String>,
         /// How many at most.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
     },
     /// One run.
