@@ -81,6 +81,16 @@ def status_kib(pid, key):
     return 0
 
 
+def cpu_snapshot(worker_pid):
+    """CPU seconds now: the worker and its pool, this client, Postgres, RabbitMQ."""
+    return (
+        sum(cpu_seconds(p) for p in tree(worker_pid)),
+        cpu_seconds(os.getpid()),
+        cpu_of_names(("postgres",)),
+        cpu_of_names(("beam.smp", "erl_child_setup", "epmd")),
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--workload", choices=["shell", "script", "noop"], required=True)
@@ -126,13 +136,7 @@ def main():
         cur = results.cursor()
         cur.execute("DELETE FROM celery_taskmeta")
 
-        workers = tree(worker.pid)
-        before = (
-            sum(cpu_seconds(p) for p in workers),
-            cpu_seconds(os.getpid()),
-            cpu_of_names(("postgres",)),
-            cpu_of_names(("beam.smp", "erl_child_setup", "epmd")),
-        )
+        before = cpu_snapshot(worker.pid)
         first_submit = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
         started = time.monotonic()
         for _ in range(args.runs):
@@ -150,13 +154,7 @@ def main():
         span = (last - first_submit).total_seconds()
         if not 0 < span <= wall:
             span = wall  # date_done in another clock or zone: fall back to the poll's time
-        workers = tree(worker.pid)
-        after = (
-            sum(cpu_seconds(p) for p in workers),
-            cpu_seconds(os.getpid()),
-            cpu_of_names(("postgres",)),
-            cpu_of_names(("beam.smp", "erl_child_setup", "epmd")),
-        )
+        after = cpu_snapshot(worker.pid)
         split = [(a - b) * 1000 / args.runs for a, b in zip(after, before)]
         print(json.dumps({
             "workload": args.workload,
@@ -165,7 +163,7 @@ def main():
             "finished_per_s": args.runs / span,
             "cpu_ms_per_run": sum(split),
             "cpu_split_ms": split,
-            "worker_rss_mib": sum(status_kib(p, "VmHWM:") for p in workers) / 1024,
+            "worker_rss_mib": sum(status_kib(p, "VmHWM:") for p in tree(worker.pid)) / 1024,
         }), flush=True)
         results.close()
     finally:
