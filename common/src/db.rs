@@ -118,6 +118,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_tokens_and_audit.sql"),
     migration!(9, "0009_run_limits.sql"),
     migration!(10, "0010_secrets.sql"),
+    migration!(11, "0011_consumers_and_live_logs.sql"),
 ];
 
 /// Applies the migrations not yet applied; returns how many it applied.

@@ -11,6 +11,8 @@
 //! - [`schedules`] — tasks on cron schedules, and firing them exactly once.
 //! - [`runs`] — the one code path that creates a run, and run reads; the outbox sweeper.
 //! - [`run_state`] — the run state machine, every transition a guarded SQL UPDATE.
+//! - [`live_logs`] — output of running attempts, flushed while they run.
+//! - [`fleet`] — the registry consumers announce themselves in.
 //! - [`access`], [`audit`] — API tokens with roles, and the audit log of changes.
 //! - [`metrics`], [`telemetry`], [`ops_http`], [`shutdown`] — running in production.
 
@@ -22,8 +24,10 @@ pub mod cron;
 pub mod db;
 pub mod dead_letters;
 pub mod error;
+pub mod fleet;
 pub mod hash;
 pub mod limits;
+pub mod live_logs;
 pub mod message;
 pub mod metrics;
 pub mod names;

@@ -230,7 +230,7 @@ pub struct Outcome {
 /// `running → <final>` for (`run_id`, `attempt`), or `running → retrying` when the attempt
 /// failed or timed out and the run has attempts left (due after an exponential backoff
 /// with jitter: `min(max, backoff × 2^(attempt−1)) × [0.5, 1)`). Records the attempt and
-/// its logs, in one statement. Returns the status the run moved to, or None when it
+/// its logs (replacing its live chunks), in one statement. Returns the status the run moved to, or None when it
 /// was no longer running that attempt (then nothing is written).
 pub async fn finish(
     client: &impl GenericClient,
@@ -268,6 +268,10 @@ pub async fn finish(
                 ON CONFLICT (run_id, attempt) DO UPDATE SET stdout = EXCLUDED.stdout,
                     stderr = EXCLUDED.stderr, stdout_truncated = EXCLUDED.stdout_truncated,
                     stderr_truncated = EXCLUDED.stderr_truncated
+             ), live_gone AS (
+                -- The live chunks were a preview: the stored logs replace them.
+                DELETE FROM run_log_chunks c USING moved
+                 WHERE c.run_id = $1 AND c.attempt = $2
              )
              SELECT status FROM moved",
         )

@@ -942,7 +942,8 @@ pub struct RunLogs {
     pub stderr_truncated: bool,
 }
 
-/// An attempt's output (the latest attempt's when `attempt` is None; empty while it runs).
+/// An attempt's output (the latest attempt's when `attempt` is None). While the attempt
+/// runs, and for an attempt whose consumer died, it is the output flushed live so far.
 pub async fn logs(pool: &DbPool, id: Uuid, attempt: Option<i32>) -> Result<RunLogs, Error> {
     let run = get(pool, id).await?;
     let attempt = match attempt {
@@ -978,6 +979,12 @@ pub async fn logs(pool: &DbPool, id: Uuid, attempt: Option<i32>) -> Result<RunLo
         logs.stderr = row.get(1);
         logs.stdout_truncated = row.get(2);
         logs.stderr_truncated = row.get(3);
+    } else if let Some((stdout, stderr)) =
+        crate::live_logs::joined(&client, id, attempt).await?
+    {
+        // Running, or an attempt whose consumer died: what it printed so far.
+        logs.stdout = stdout;
+        logs.stderr = stderr;
     }
     Ok(logs)
 }

@@ -2,13 +2,16 @@
 //! SIGTERM then SIGKILL the whole group, and never leave a group member behind.
 
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runfleet_common::limits::RunLimits;
+use runfleet_common::live_logs::Stream;
 use runfleet_common::run_state::CapturedOutput;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use crate::live::LiveOutput;
 use crate::output::capture;
 
 /// How a child ended.
@@ -84,12 +87,14 @@ impl Drop for GroupGuard {
 }
 
 /// Spawns `command` as the leader of a new process group and waits for it within `limits`
-/// or until `cancel` fires (then the group is stopped as on a timeout).
+/// or until `cancel` fires (then the group is stopped as on a timeout). Its output also
+/// goes to `live` as it comes.
 /// Returns the spawn error if it could not start.
 pub async fn run(
     mut command: Command,
     limits: &Limits,
     cancel: &CancellationToken,
+    live: &Arc<LiveOutput>,
 ) -> std::io::Result<Finished> {
     command
         .stdin(Stdio::null())
@@ -123,10 +128,14 @@ pub async fn run(
     let stdout = tokio::spawn(capture(
         child.stdout.take().expect("stdout is piped"),
         limits.output_limit,
+        live.clone(),
+        Stream::Stdout,
     ));
     let stderr = tokio::spawn(capture(
         child.stderr.take().expect("stderr is piped"),
         limits.output_limit,
+        live.clone(),
+        Stream::Stderr,
     ));
 
     let stop = tokio::select! {
@@ -179,6 +188,10 @@ pub async fn run(
 mod tests {
     use super::*;
 
+    fn no_live() -> Arc<LiveOutput> {
+        Arc::new(LiveOutput::disabled())
+    }
+
     fn limits(timeout_ms: u64) -> Limits {
         Limits {
             timeout: Duration::from_millis(timeout_ms),
@@ -198,7 +211,7 @@ mod tests {
         };
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg("ulimit -n; ulimit -t; sh -c 'ulimit -n'");
-        let finished = run(cmd, &with_limits, &CancellationToken::new())
+        let finished = run(cmd, &with_limits, &CancellationToken::new(), &no_live())
             .await
             .unwrap();
         assert_eq!(finished.stdout.text, "40\n7\n40\n");
@@ -213,7 +226,7 @@ mod tests {
         };
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg("while :; do :; done");
-        let finished = run(cmd, &with_limits, &CancellationToken::new())
+        let finished = run(cmd, &with_limits, &CancellationToken::new(), &no_live())
             .await
             .unwrap();
         let signal = std::os::unix::process::ExitStatusExt::signal(&finished.status.unwrap());
@@ -251,6 +264,7 @@ mod tests {
             sh("echo out; echo err >&2; exit 3"),
             &limits(5000),
             &CancellationToken::new(),
+            &no_live(),
         )
         .await
         .unwrap();
@@ -269,7 +283,7 @@ mod tests {
             "trap '' TERM; sleep 30 & echo $! > {}; wait",
             pidfile.display()
         );
-        let f = run(sh(&script), &limits(300), &CancellationToken::new())
+        let f = run(sh(&script), &limits(300), &CancellationToken::new(), &no_live())
             .await
             .unwrap();
         assert!(f.timed_out);
@@ -292,6 +306,7 @@ mod tests {
             sh("sleep 30 & echo $!"),
             &limits(5000),
             &CancellationToken::new(),
+            &no_live(),
         )
         .await
         .unwrap();
@@ -310,7 +325,7 @@ mod tests {
             fire.cancel();
         });
         let started = std::time::Instant::now();
-        let f = run(sh("sleep 30"), &limits(60_000), &cancel).await.unwrap();
+        let f = run(sh("sleep 30"), &limits(60_000), &cancel, &no_live()).await.unwrap();
         assert!(f.cancelled && !f.timed_out);
         assert!(
             started.elapsed() < Duration::from_secs(2),
@@ -325,6 +340,7 @@ mod tests {
             Command::new("/nonexistent/interpreter"),
             &limits(1000),
             &CancellationToken::new(),
+            &no_live(),
         )
         .await;
         assert!(err.is_err());

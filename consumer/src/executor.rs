@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::argv::parameters_to_args;
 use crate::child::{self, Limits};
+use crate::live::LiveOutput;
 use crate::config::WorkerConfig;
 use crate::venv::{Lease, VenvCache, VenvError};
 
@@ -109,13 +110,14 @@ impl Executor {
         run: &ClaimedRun,
         queue: &str,
         cancel: &CancellationToken,
+        live: &Arc<LiveOutput>,
     ) -> Executed {
         let work = self
             .config
             .work_dir
             .join("runs")
             .join(format!("{}-{}", run.run_id, run.attempt));
-        let executed = self.execute_in(run, queue, &work, cancel).await;
+        let executed = self.execute_in(run, queue, &work, cancel, live).await;
         if !self.config.keep_work_dirs {
             let _ = tokio::fs::remove_dir_all(&work).await;
         }
@@ -128,6 +130,7 @@ impl Executor {
         queue: &str,
         work: &Path,
         cancel: &CancellationToken,
+        live: &Arc<LiveOutput>,
     ) -> Executed {
         let not_started = |code: &str, message: String| Executed {
             outcome: failure(code, message),
@@ -219,7 +222,7 @@ impl Executor {
             output_limit: self.config.output_limit_bytes,
             rlimits,
         };
-        let finished = match child::run(command, &limits, cancel)
+        let finished = match child::run(command, &limits, cancel, live)
             .instrument(script_span)
             .await
         {

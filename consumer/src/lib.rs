@@ -5,7 +5,7 @@
 //! - [`worker`] — the consume loop, slots, claim → execute → commit → ack.
 //! - [`executor`] — working directory, environment, script file, result file.
 //! - [`child`] — process group, timeout, SIGTERM/SIGKILL, no orphans.
-//! - [`output`] — capped stdout/stderr capture.
+//! - [`output`] — capped stdout/stderr capture; [`live`] — output held for live flushes.
 //! - [`argv`] — parameters → `--key value` arguments.
 //! - [`venv`] — the hash-isolated venv cache on the consumer's volume.
 
@@ -13,6 +13,7 @@ pub mod argv;
 pub mod child;
 pub mod config;
 pub mod executor;
+pub mod live;
 pub mod output;
 pub mod venv;
 pub mod worker;
@@ -21,8 +22,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use config::ConsumerConfig;
-use runfleet_common::db;
 use runfleet_common::ops_http;
+use runfleet_common::{db, fleet};
 use runfleet_common::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
@@ -57,6 +58,8 @@ pub struct Consumer {
     pool: db::DbPool,
     venvs: Arc<venv::VenvCache>,
     eviction_interval: std::time::Duration,
+    announcement: fleet::ConsumerInfo,
+    announce_every: std::time::Duration,
 }
 
 impl Consumer {
@@ -80,6 +83,18 @@ impl Consumer {
                 }
             })?;
         let pool = db::pool(&config.database);
+        let announcement = fleet::ConsumerInfo {
+            worker_id: config.consumer.worker_id.clone(),
+            queues: config.consumer.queues.clone(),
+            slots: config.consumer.slots as i32,
+            busy: 0,
+            venv_entries: 0,
+            venv_bytes: 0,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: chrono::Utc::now(),
+            every_seconds: config.consumer.heartbeat_seconds as i32,
+        };
+        let announce_every = std::time::Duration::from_secs(config.consumer.heartbeat_seconds);
         let worker = Arc::new(worker::Worker::new(config, pool.clone(), executor));
         Ok(Consumer {
             listener,
@@ -87,6 +102,8 @@ impl Consumer {
             pool,
             venvs,
             eviction_interval,
+            announcement,
+            announce_every,
         })
     }
 
@@ -127,6 +144,13 @@ impl Consumer {
             self.eviction_interval,
             shutdown.clone(),
         ));
+        let announcer = tokio::spawn(announce_forever(
+            self.worker.clone(),
+            self.pool.clone(),
+            self.announcement.clone(),
+            self.announce_every,
+            shutdown.clone(),
+        ));
         let server_shutdown = shutdown.clone();
         let server = tokio::spawn(async move {
             let _ = axum::serve(self.listener, app)
@@ -136,6 +160,41 @@ impl Consumer {
         self.worker.run(shutdown).await;
         let _ = server.await;
         let _ = evictor.await;
+        let _ = announcer.await;
+        // Drained: leave the fleet's registry (a consumer killed instead goes stale).
+        if let Ok(client) = self.pool.get().await
+            && let Err(e) = fleet::withdraw(&client, &self.announcement.worker_id).await
+        {
+            tracing::debug!(error = %e, "cannot withdraw from the consumer registry");
+        }
+    }
+}
+
+/// Every `every` until `shutdown`: tells the registry this consumer's slots, busy slots
+/// and venv cache, for the API's fleet view. Postgres being down only delays it.
+async fn announce_forever(
+    worker: Arc<worker::Worker>,
+    pool: db::DbPool,
+    mut info: fleet::ConsumerInfo,
+    every: std::time::Duration,
+    shutdown: Shutdown,
+) {
+    use runfleet_common::metrics::{VENV_BYTES, VENV_ENTRIES};
+    loop {
+        info.busy = worker.busy_slots() as i32;
+        info.venv_entries = VENV_ENTRIES.get() as i32;
+        info.venv_bytes = VENV_BYTES.get();
+        let announced = async {
+            let client = pool.get().await.map_err(db::DbError::from)?;
+            fleet::announce(&client, &info).await
+        };
+        if let Err(e) = announced.await {
+            tracing::debug!(error = %e, "cannot announce this consumer; will retry");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
     }
 }
 

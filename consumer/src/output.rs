@@ -2,9 +2,14 @@
 //! anything was dropped, so a chatty script cannot fill the consumer's memory.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+
+use runfleet_common::live_logs::Stream;
 
 use runfleet_common::run_state::CapturedOutput;
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::live::LiveOutput;
 
 /// A byte buffer that keeps only its newest `cap` bytes.
 #[derive(Debug)]
@@ -55,14 +60,23 @@ impl TailBuffer {
     }
 }
 
-/// Reads `stream` to its end into a [`TailBuffer`] of `cap` bytes.
-pub async fn capture(mut stream: impl AsyncRead + Unpin, cap: usize) -> CapturedOutput {
+/// Reads `stream` to its end into a [`TailBuffer`] of `cap` bytes, handing each read to
+/// `live` too (as output stream `which`).
+pub async fn capture(
+    mut stream: impl AsyncRead + Unpin,
+    cap: usize,
+    live: Arc<LiveOutput>,
+    which: Stream,
+) -> CapturedOutput {
     let mut buf = TailBuffer::new(cap);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => buf.push(&chunk[..n]),
+            Ok(n) => {
+                live.push(which, &chunk[..n]);
+                buf.push(&chunk[..n]);
+            }
         }
     }
     buf.finish()
@@ -115,8 +129,11 @@ mod tests {
     #[tokio::test]
     async fn captures_a_stream() {
         let data = vec![b'x'; 100_000];
-        let out = capture(&data[..], 1000).await;
+        let live = Arc::new(LiveOutput::new(uuid::Uuid::nil(), 1, 1 << 20, Vec::new()));
+        let out = capture(&data[..], 1000, live.clone(), Stream::Stdout).await;
         assert_eq!(out.text.len(), 1000);
         assert!(out.truncated);
+        let streamed: usize = live.take().iter().map(|c| c.data.len()).sum();
+        assert_eq!(streamed, data.len(), "live output gets every byte, not just the tail");
     }
 }

@@ -19,6 +19,7 @@ use runfleet_common::amqp::{self, AmqpError};
 use runfleet_common::db::DbPool;
 use runfleet_common::message::RunMessage;
 use runfleet_common::metrics::{CONSUMER_SLOTS, RUN_DURATION, RUN_QUEUE_WAIT, RUNS_FINISHED};
+use runfleet_common::live_logs;
 use runfleet_common::run_state::{self, Claim};
 use runfleet_common::shutdown::Shutdown;
 use runfleet_common::telemetry;
@@ -30,6 +31,7 @@ use uuid::Uuid;
 
 use crate::config::ConsumerConfig;
 use crate::executor::Executor;
+use crate::live::LiveOutput;
 
 /// Takes run messages and executes them.
 pub struct Worker {
@@ -38,12 +40,20 @@ pub struct Worker {
     executor: Executor,
     slots: Arc<Semaphore>,
     broker_up: AtomicBool,
-    /// Runs executing now: (id, attempt) → cancel token. Their heartbeat is kept fresh and
-    /// their cancel requests are watched for. Keyed by attempt too: a stale attempt still
-    /// finishing here must not drop the entry of a newer attempt of the same run.
-    running: std::sync::Mutex<HashMap<(Uuid, i32), CancellationToken>>,
+    /// Runs executing now, by (id, attempt). Their heartbeat is kept fresh, their cancel
+    /// requests are watched for and their output is flushed live. Keyed by attempt too: a
+    /// stale attempt still finishing here must not drop the entry of a newer attempt.
+    running: std::sync::Mutex<HashMap<(Uuid, i32), Running>>,
     /// Keys for script secrets (None: none configured).
     keyring: Option<runfleet_common::secrets::Keyring>,
+}
+
+/// A run executing on this consumer.
+struct Running {
+    /// Fired to stop it (a cancel request).
+    cancel: CancellationToken,
+    /// What it printed since the last flush.
+    live: Arc<LiveOutput>,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -186,10 +196,11 @@ impl Worker {
         watcher.abort();
     }
 
-    /// For the runs executing now: every 500 ms, terminates those a cancel was requested
-    /// for; every `heartbeat_seconds`, refreshes their heartbeat so the producer's reaper
-    /// does not take them back. It keeps going after shutdown starts (draining runs still
-    /// need it) and is stopped once the worker has drained.
+    /// For the runs executing now: every 500 ms, stores what they printed (live logs) and
+    /// terminates those a cancel was requested for; every `heartbeat_seconds`, refreshes
+    /// their heartbeat so the producer's reaper does not take them back. It keeps going
+    /// after shutdown starts (draining runs still need it) and is stopped once the worker
+    /// has drained.
     async fn watch_running_forever(self: Arc<Self>) {
         const CANCEL_CHECK: Duration = Duration::from_millis(500);
         let heartbeat_every = Duration::from_secs(self.config.consumer.heartbeat_seconds);
@@ -201,8 +212,15 @@ impl Worker {
                 continue;
             }
             let beat_due = last_beat.elapsed() >= heartbeat_every;
+            let lives = self.live_outputs();
+            let chunks: Vec<_> = lives.iter().flat_map(|l| l.take()).collect();
             let checked = async {
                 let client = self.pool.get().await?;
+                if let Err(e) = live_logs::append(&client, &chunks).await {
+                    // Kept for the next flush: live output is late, not lost.
+                    give_back(&lives, chunks);
+                    return Err(e);
+                }
                 let ids: Vec<Uuid> = runs.iter().map(|r| r.0).collect();
                 let cancelled = run_state::cancel_requested(&client, &ids).await?;
                 if beat_due {
@@ -216,10 +234,10 @@ impl Worker {
                         last_beat = std::time::Instant::now();
                     }
                     let running = self.running.lock().expect("running map is never poisoned");
-                    for ((id, _), token) in running.iter() {
+                    for ((id, _), run) in running.iter() {
                         if cancelled.contains(id) {
                             tracing::info!(run_id = %id, "cancel requested; terminating the run");
-                            token.cancel();
+                            run.cancel.cancel();
                         }
                     }
                 }
@@ -255,6 +273,24 @@ impl Worker {
         if let Some(sub) = subscription {
             let _ = sub.connection.close(200, "shutdown".into()).await;
         }
+    }
+
+    /// The live output of every run executing now.
+    fn live_outputs(&self) -> Vec<Arc<LiveOutput>> {
+        self.running
+            .lock()
+            .expect("running map is never poisoned")
+            .values()
+            .map(|r| r.live.clone())
+            .collect()
+    }
+
+    /// Slots executing a run now.
+    pub fn busy_slots(&self) -> usize {
+        self.config
+            .consumer
+            .slots
+            .saturating_sub(self.slots.available_permits())
     }
 
     /// The (run, attempt) pairs executing now.
@@ -401,14 +437,36 @@ impl Worker {
             .observe(run.queue_wait_seconds);
         tracing::info!(%run_id, attempt = run.attempt, queue, script = run.script_name, "run started");
         let cancel = CancellationToken::new();
+        let live = Arc::new(LiveOutput::disabled());
         self.running
             .lock()
             .expect("running map is never poisoned")
-            .insert((run_id, run.attempt), cancel.clone());
+            .insert(
+                (run_id, run.attempt),
+                Running {
+                    cancel: cancel.clone(),
+                    live,
+                },
+            );
         let executed = match self.reveal_secrets(&run, shutdown).await {
             Some(Ok(values)) => {
+                // Only now are the values to redact from live output known.
+                let live = Arc::new(LiveOutput::new(
+                    run_id,
+                    run.attempt,
+                    self.config.consumer.output_limit_bytes,
+                    values.clone(),
+                ));
+                if let Some(entry) = self
+                    .running
+                    .lock()
+                    .expect("running map is never poisoned")
+                    .get_mut(&(run_id, run.attempt))
+                {
+                    entry.live = live.clone();
+                }
                 run.secret_env = values;
-                self.executor.execute(&run, queue, &cancel).await
+                self.executor.execute(&run, queue, &cancel, &live).await
             }
             Some(Err(why)) => crate::executor::Executor::not_started("secret_unavailable", why),
             // Shutting down before the run started: its message is redelivered.
@@ -459,6 +517,20 @@ impl Worker {
             elapsed_ms = executed.elapsed.as_millis() as u64, "run finished");
         if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
             tracing::warn!(%run_id, error = %e, "ack failed after commit; a redelivery will be skipped");
+        }
+    }
+}
+
+/// Hands chunks a failed flush could not store back to the runs they came from.
+fn give_back(lives: &[Arc<LiveOutput>], chunks: Vec<live_logs::Chunk>) {
+    for live in lives {
+        let mine: Vec<_> = chunks
+            .iter()
+            .filter(|c| live.owns(c))
+            .cloned()
+            .collect();
+        if !mine.is_empty() {
+            live.give_back(mine);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Bearer-token auth on every route, the role each route needs, and the audit record of
 //! every accepted change.
 //!
-//! `/health`, `/ready`, `/metrics`, `/docs` and `/openapi.json` stay open; reads need
+//! `/health`, `/ready`, `/metrics`, `/docs`, `/openapi.json` and the console's files under
+//! `/ui` stay open; reads need
 //! `viewer`; submitting, cancelling and retrying runs and triggering schedules need
 //! `operator`; everything else that changes something needs `admin`.
 
@@ -42,7 +43,8 @@ pub fn required(method: &Method, route: Option<&str>) -> Access {
     let Some(route) = route else {
         return Access::Open; // answered 404 whatever the token
     };
-    if OPEN.contains(&route) || route.starts_with("/docs") {
+    // The console's page and assets are open; what it shows needs the user's token.
+    if OPEN.contains(&route) || route.starts_with("/docs") || route.starts_with("/ui") {
         return Access::Open;
     }
     let reading = method == Method::GET || method == Method::HEAD;
@@ -211,6 +213,11 @@ mod tests {
             (Method::GET, "/health", Access::Open),
             (Method::GET, "/metrics", Access::Open),
             (Method::GET, "/docs/index.html", Access::Open),
+            (Method::GET, "/ui/", Access::Open),
+            (Method::GET, "/ui/{file}", Access::Open),
+            (Method::GET, "/whoami", Access::Needs(Role::Viewer)),
+            (Method::GET, "/fleet", Access::Needs(Role::Viewer)),
+            (Method::GET, "/runs/{id}/events", Access::Needs(Role::Viewer)),
             (Method::GET, "/runs", Access::Needs(Role::Viewer)),
             (Method::GET, "/runs/{id}/logs", Access::Needs(Role::Viewer)),
             (Method::POST, "/runs", Access::Needs(Role::Operator)),

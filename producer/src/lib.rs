@@ -10,6 +10,7 @@
 //! - [`http_telemetry`] — request spans and HTTP metrics; [`queue_stats`] — queue depth
 //!   gauges read from RabbitMQ and Postgres.
 //! - [`openapi`] — `/openapi.json` and the Swagger UI at `/docs`.
+//! - [`ui`] — the web console at `/ui` (runs, scripts, tasks, schedules, fleet).
 
 pub mod api_error;
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod openapi;
 pub mod queue_stats;
 pub mod routes;
 pub mod state;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +62,11 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .route("/meta", get(routes::health::meta))
+        .route("/whoami", get(routes::fleet::whoami))
+        .route("/fleet", get(routes::fleet::view))
+        .route("/ui", get(ui::redirect))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{file}", get(ui::asset))
         .route("/metrics", get(runfleet_common::ops_http::metrics))
         .route(
             "/scripts",
@@ -74,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/batch", post(routes::runs::create_batch))
         .route("/runs/{id}", get(routes::runs::get))
         .route("/runs/{id}/logs", get(routes::runs::logs))
+        .route("/runs/{id}/events", get(routes::events::follow))
         .route(
             "/runs/{id}/cancel",
             axum::routing::post(routes::runs::cancel),
@@ -190,6 +198,7 @@ impl Producer {
                 policy,
                 bootstrap_hash,
                 keyring,
+                closing: Shutdown::new(),
             },
         })
     }
@@ -224,6 +233,13 @@ impl Producer {
             shutdown.clone(),
         ));
         let publisher = self.state.publisher.clone();
+        // Open event streams end at shutdown, or the graceful stop would wait for them.
+        let closing = self.state.closing.clone();
+        let outer = shutdown.clone();
+        tokio::spawn(async move {
+            outer.cancelled().await;
+            closing.cancel();
+        });
         let app = router(self.state);
         if let Err(e) = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

@@ -23,4 +23,6 @@ pub struct AppState {
     pub bootstrap_hash: Option<Arc<str>>,
     /// Keys for script secrets (None: none configured).
     pub keyring: Option<Arc<runfleet_common::secrets::Keyring>>,
+    /// Cancelled when the producer stops: long-lived answers (event streams) end.
+    pub closing: runfleet_common::shutdown::Shutdown,
 }

@@ -105,7 +105,8 @@ async fn step(
     };
     // Installs are not cancelled with a run: other runs may be waiting for the same venv.
     let never = tokio_util::sync::CancellationToken::new();
-    let finished = child::run(command, &limits, &never)
+    let no_live = std::sync::Arc::new(crate::live::LiveOutput::disabled());
+    let finished = child::run(command, &limits, &never, &no_live)
         .await
         .map_err(|e| StepFailed {
             step: name.into(),

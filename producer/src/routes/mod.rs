@@ -1,6 +1,8 @@
 //! HTTP routes, one module per resource.
 
 pub mod compat;
+pub mod events;
+pub mod fleet;
 pub mod health;
 pub mod runs;
 pub mod schedules;

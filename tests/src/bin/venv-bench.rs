@@ -147,7 +147,8 @@ async fn hit_start_ms(executor: &Executor, requirements: &[String]) -> f64 {
         .unwrap()
         .as_nanos() as f64;
     let never = tokio_util::sync::CancellationToken::new();
-    let executed = executor.execute(&run, "default", &never).await;
+    let live = std::sync::Arc::new(runfleet_consumer::live::LiveOutput::disabled());
+    let executed = executor.execute(&run, "default", &never, &live).await;
     let started = executed
         .outcome
         .result
