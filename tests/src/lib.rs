@@ -524,6 +524,27 @@ impl Fleet {
         }
     }
 
+    /// Opens `GET /runs/{id}/events` with `token` (the admin's when None); panics unless
+    /// 200 with `text/event-stream`.
+    pub async fn events(&self, id: &str, token: Option<&str>) -> EventStream {
+        let response = reqwest::Client::new()
+            .get(format!("{}/runs/{id}/events", self.base))
+            .bearer_auth(token.unwrap_or(&self.admin_token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "events of {id}");
+        let content_type = response.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        EventStream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
     /// Messages ready in the AMQP queue `name` (full name, prefix included).
     pub async fn queue_depth(&self, name: &str) -> u32 {
         let conn = lapin::Connection::connect(&amqp_url(&amqp_addr()), Default::default())
@@ -598,6 +619,49 @@ impl Drop for Fleet {
             let _ = std::fs::remove_dir_all(work_dir);
         });
         let _ = cleanup.join();
+    }
+}
+
+/// A server-sent event stream, read one event at a time.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// The next event as (name, JSON data); None when the stream ended. Comments
+    /// (keep-alives) are skipped. Panics when nothing comes within `limit`.
+    pub async fn next(&mut self, limit: Duration) -> Option<(String, Value)> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(cut) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..cut + 2).collect();
+                let mut name = "message".to_string();
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                let value = serde_json::from_str(&data.join("\n"))
+                    .unwrap_or_else(|e| panic!("event {name} data is not JSON ({e}): {data:?}"));
+                return Some((name, value));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let chunk = tokio::time::timeout(left, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no event within {limit:?}"))
+                .expect("read the event stream");
+            match chunk {
+                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                None => return None,
+            }
+        }
     }
 }
 
