@@ -436,3 +436,37 @@ async fn tasks_schedules_tokens_and_completions_through_the_cli() {
         "bash completion lists subcommands"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_logs_follow_prints_lines_as_the_script_prints_them() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let fleet = Fleet::start().await;
+    fleet
+        .register(
+            "slow.py",
+            "import sys, time\nprint('first')\ntime.sleep(2)\nprint('oops', file=sys.stderr)\nprint('second')\n",
+        )
+        .await;
+    let id = fleet.submit(serde_json::json!({"script": "slow.py"})).await;
+    let mut follow = tokio::process::Command::new(workspace_bin("runfleet"))
+        .args(["runs", "logs", &id, "--follow"])
+        .env("RUNFLEET_URL", &fleet.base)
+        .env("RUNFLEET_TOKEN", &fleet.admin_token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("a first line")
+        .unwrap();
+    assert_eq!(first.as_deref(), Some("first"));
+    let (_, run) = fleet.get(&format!("/runs/{id}")).await;
+    assert_eq!(run["status"], "running", "printed while the script runs");
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("second"));
+    assert_eq!(lines.next_line().await.unwrap(), None);
+    let done = follow.wait_with_output().await.unwrap();
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(String::from_utf8_lossy(&done.stderr), "oops\n");
+}

@@ -20,6 +20,9 @@ impl From<reqwest::Error> for CliError {
 pub struct Api {
     base: String,
     http: reqwest::Client,
+    /// For event streams: no total time limit, only between reads (the server sends a
+    /// keep-alive every 15 s).
+    streaming: reqwest::Client,
 }
 
 /// Percent-encodes everything but unreserved URL characters (path segments and query
@@ -53,6 +56,11 @@ impl Api {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                .default_headers(headers.clone())
+                .build()?,
+            streaming: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(60))
                 .default_headers(headers)
                 .build()?,
         })
@@ -65,22 +73,56 @@ impl Api {
         if status.is_success() {
             return Ok(body);
         }
-        let err = &body["error"];
-        let mut line = format!(
-            "{} ({}): {}",
-            err["code"].as_str().unwrap_or("error"),
-            status.as_u16(),
-            err["message"]
-                .as_str()
-                .unwrap_or("the API refused the request")
-        );
-        if let Some(field) = err["field"].as_str() {
-            line.push_str(&format!(" [field: {field}]"));
+        Err(refusal(status, &body))
+    }
+
+    /// Reads the server-sent events of `GET path`, handing each (name, data) to
+    /// `on_event` until it returns false or the stream ends (Ok(false): it ended first).
+    pub async fn events(
+        &self,
+        path: &str,
+        mut on_event: impl FnMut(&str, Value) -> bool,
+    ) -> Result<bool, CliError> {
+        let mut resp = self
+            .streaming
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            return Err(refusal(status, &body));
         }
-        if status.as_u16() == 401 {
-            line.push_str(" (set --token or RUNFLEET_TOKEN)");
+        let mut buffer = String::new();
+        while let Some(bytes) = resp.chunk().await? {
+            buffer.push_str(&String::from_utf8_lossy(&bytes));
+            while let Some(cut) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..cut + 2).collect();
+                let mut name = "message";
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        if !data.is_empty() {
+                            data.push('\n');
+                        }
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive
+                }
+                let value = serde_json::from_str(&data).map_err(|e| {
+                    CliError(format!("the API sent an event that is not JSON ({e})"))
+                })?;
+                if !on_event(name, value) {
+                    return Ok(true);
+                }
+            }
         }
-        Err(CliError(line))
+        Ok(false)
     }
 
     /// `GET path`.
@@ -100,4 +142,24 @@ impl Api {
         self.send(self.http.delete(format!("{}{path}", self.base)))
             .await
     }
+}
+
+/// The one line for an API answer that is not a success.
+fn refusal(status: reqwest::StatusCode, body: &Value) -> CliError {
+    let err = &body["error"];
+    let mut line = format!(
+        "{} ({}): {}",
+        err["code"].as_str().unwrap_or("error"),
+        status.as_u16(),
+        err["message"]
+            .as_str()
+            .unwrap_or("the API refused the request")
+    );
+    if let Some(field) = err["field"].as_str() {
+        line.push_str(&format!(" [field: {field}]"));
+    }
+    if status.as_u16() == 401 {
+        line.push_str(" (set --token or RUNFLEET_TOKEN)");
+    }
+    CliError(line)
 }

@@ -149,7 +149,8 @@ enum RunsCommand {
     Logs {
         /// Run id.
         id: String,
-        /// Wait until the run is final, then print its output.
+        /// Print the output as the script prints it, until the run is final (with
+        /// `--output json`: wait, then print the stored logs).
         #[arg(long)]
         follow: bool,
     },
@@ -531,6 +532,9 @@ async fn runs(api: &Api, output: Output, command: RunsCommand) -> Result<(), Cli
             read(output, &run, fields);
         }
         RunsCommand::Logs { id, follow } => {
+            if follow && output == Output::Text {
+                return wait::follow_logs(api, &id).await;
+            }
             if follow {
                 wait::until_final(api, &id, false).await?;
             }

@@ -48,6 +48,49 @@ pub async fn until_final(api: &Api, id: &str, report: bool) -> Result<Value, Cli
     }
 }
 
+/// `runs logs --follow`: prints the run's output as it comes (stdout to stdout, stderr to
+/// stderr) until the run is final; then its error, if any.
+pub async fn follow_logs(api: &Api, id: &str) -> Result<(), CliError> {
+    let mut end = None;
+    let mut attempt = 0;
+    let ended = api
+        .events(&format!("/runs/{}/events", encode(id)), |name, data| {
+            match name {
+                "log" => {
+                    let this = data["attempt"].as_i64().unwrap_or(0);
+                    if attempt != 0 && this != attempt {
+                        eprintln!("--- attempt {this} ---");
+                    }
+                    attempt = this;
+                    let text = data["text"].as_str().unwrap_or("");
+                    if data["stream"] == "stderr" {
+                        eprint!("{text}");
+                        let _ = std::io::stderr().flush();
+                    } else {
+                        print!("{text}");
+                        let _ = std::io::stdout().flush();
+                    }
+                }
+                "end" => {
+                    end = Some(data);
+                    return false;
+                }
+                _ => {}
+            }
+            true
+        })
+        .await?;
+    let Some(run) = end.filter(|_| ended) else {
+        return Err(CliError(format!(
+            "the event stream of run {id} ended before the run did; `runfleet runs logs {id}` shows its stored output"
+        )));
+    };
+    if let Some(msg) = run["error"]["message"].as_str() {
+        eprintln!("error: {msg}");
+    }
+    Ok(())
+}
+
 /// `run --wait`: waits, prints the logs (stdout to stdout, stderr to stderr), the error
 /// and the result, and returns the script's exit code as this process's (1 when it
 /// failed without one, e.g. timed out).
