@@ -3,7 +3,9 @@
 # /openapi.json of a running producer, authenticated as admin, with generated valid and
 # invalid inputs. Fails on any 5xx and on any answer that does not match the documented
 # schema (status code, content type, body). Own database and RabbitMQ vhost, removed at
-# the end. Usage: .ci/fuzz-api.sh [max examples per operation, default 40]
+# the end. The run event stream is left out: with no consumer here a run stays queued, so
+# its stream never ends (tests/tests/live.rs covers it, errors included).
+# Usage: .ci/fuzz-api.sh [max examples per operation, default 40]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -59,6 +61,7 @@ $venv/bin/schemathesis run "$A/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-examples "$examples" --seed 1 \
+  --exclude-path '/runs/{id}/events' \
   --report junit --report-dir "$work/report" \
   --no-color 2>&1 | tee "$work/st.log" | tail -60
 rc=${PIPESTATUS[0]}

@@ -979,9 +979,7 @@ pub async fn logs(pool: &DbPool, id: Uuid, attempt: Option<i32>) -> Result<RunLo
         logs.stderr = row.get(1);
         logs.stdout_truncated = row.get(2);
         logs.stderr_truncated = row.get(3);
-    } else if let Some((stdout, stderr)) =
-        crate::live_logs::joined(&client, id, attempt).await?
-    {
+    } else if let Some((stdout, stderr)) = crate::live_logs::joined(&client, id, attempt).await? {
         // Running, or an attempt whose consumer died: what it printed so far.
         logs.stdout = stdout;
         logs.stderr = stderr;

@@ -283,9 +283,14 @@ mod tests {
             "trap '' TERM; sleep 30 & echo $! > {}; wait",
             pidfile.display()
         );
-        let f = run(sh(&script), &limits(300), &CancellationToken::new(), &no_live())
-            .await
-            .unwrap();
+        let f = run(
+            sh(&script),
+            &limits(300),
+            &CancellationToken::new(),
+            &no_live(),
+        )
+        .await
+        .unwrap();
         assert!(f.timed_out);
         assert!(f.status.is_none());
         let grandchild: i32 = std::fs::read_to_string(&pidfile)
@@ -325,7 +330,9 @@ mod tests {
             fire.cancel();
         });
         let started = std::time::Instant::now();
-        let f = run(sh("sleep 30"), &limits(60_000), &cancel, &no_live()).await.unwrap();
+        let f = run(sh("sleep 30"), &limits(60_000), &cancel, &no_live())
+            .await
+            .unwrap();
         assert!(f.cancelled && !f.timed_out);
         assert!(
             started.elapsed() < Duration::from_secs(2),

@@ -15,8 +15,8 @@ use tracing::Instrument;
 
 use crate::argv::parameters_to_args;
 use crate::child::{self, Limits};
-use crate::live::LiveOutput;
 use crate::config::WorkerConfig;
+use crate::live::LiveOutput;
 use crate::venv::{Lease, VenvCache, VenvError};
 
 /// Variables passed through from the consumer's own environment; nothing else is (the

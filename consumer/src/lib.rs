@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 pub use config::ConsumerConfig;
 use runfleet_common::ops_http;
-use runfleet_common::{db, fleet};
 use runfleet_common::shutdown::Shutdown;
+use runfleet_common::{db, fleet};
 use tokio::net::TcpListener;
 
 /// Why the consumer could not start.

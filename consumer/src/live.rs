@@ -82,7 +82,10 @@ impl LiveOutput {
         if !self.enabled {
             return;
         }
-        let mut state = self.state.lock().expect("live output lock is never poisoned");
+        let mut state = self
+            .state
+            .lock()
+            .expect("live output lock is never poisoned");
         let p = &mut state.streams[index(stream)];
         if p.full {
             return;
@@ -97,7 +100,10 @@ impl LiveOutput {
     /// What is ready to store: complete lines (and over-long pieces), redacted, numbered.
     /// Chunks a failed flush handed back come first.
     pub fn take(&self) -> Vec<Chunk> {
-        let mut state = self.state.lock().expect("live output lock is never poisoned");
+        let mut state = self
+            .state
+            .lock()
+            .expect("live output lock is never poisoned");
         let mut out = std::mem::take(&mut state.unsent);
         for stream in [Stream::Stdout, Stream::Stderr] {
             let allow_partial = self.secrets.is_empty();
@@ -148,7 +154,10 @@ impl LiveOutput {
 
     /// Hands back chunks that could not be stored, to be sent again by the next flush.
     pub fn give_back(&self, chunks: Vec<Chunk>) {
-        let mut state = self.state.lock().expect("live output lock is never poisoned");
+        let mut state = self
+            .state
+            .lock()
+            .expect("live output lock is never poisoned");
         let newer = std::mem::replace(&mut state.unsent, chunks);
         state.unsent.extend(newer);
     }
@@ -242,10 +251,17 @@ mod tests {
         let mut line = vec![b'x'; PARTIAL_FLUSH_BYTES * 2];
         line.extend_from_slice(b"hunt");
         live.push(Stream::Stdout, &line);
-        assert!(live.take().is_empty(), "no piece of a secret's line is sent");
+        assert!(
+            live.take().is_empty(),
+            "no piece of a secret's line is sent"
+        );
         live.push(Stream::Stdout, b"er2\n");
         let chunks = live.take();
-        assert!(chunks[0].data.ends_with("[redacted:pw]\n"), "{}", chunks[0].data);
+        assert!(
+            chunks[0].data.ends_with("[redacted:pw]\n"),
+            "{}",
+            chunks[0].data
+        );
         assert!(!chunks[0].data.contains("hunt"));
     }
 
@@ -268,7 +284,11 @@ mod tests {
         live.push(Stream::Stdout, b"67890\nabc\n");
         let chunks = live.take();
         assert_eq!(chunks.len(), 1);
-        assert!(chunks[0].data.starts_with("12345\n6789\n[runfleet: live stdout stops after 10 bytes"));
+        assert!(
+            chunks[0]
+                .data
+                .starts_with("12345\n6789\n[runfleet: live stdout stops after 10 bytes")
+        );
         live.push(Stream::Stdout, b"more\n");
         assert!(live.take().is_empty());
     }
@@ -281,7 +301,10 @@ mod tests {
         live.push(Stream::Stdout, b"b\n");
         live.give_back(lost);
         let again = live.take();
-        assert_eq!(texts(&again), [(Stream::Stdout, "a\n"), (Stream::Stdout, "b\n")]);
+        assert_eq!(
+            texts(&again),
+            [(Stream::Stdout, "a\n"), (Stream::Stdout, "b\n")]
+        );
         assert_eq!(again[1].seq, 2);
     }
 }

@@ -134,6 +134,10 @@ mod tests {
         assert_eq!(out.text.len(), 1000);
         assert!(out.truncated);
         let streamed: usize = live.take().iter().map(|c| c.data.len()).sum();
-        assert_eq!(streamed, data.len(), "live output gets every byte, not just the tail");
+        assert_eq!(
+            streamed,
+            data.len(),
+            "live output gets every byte, not just the tail"
+        );
     }
 }

@@ -17,9 +17,9 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use runfleet_common::amqp::{self, AmqpError};
 use runfleet_common::db::DbPool;
+use runfleet_common::live_logs;
 use runfleet_common::message::RunMessage;
 use runfleet_common::metrics::{CONSUMER_SLOTS, RUN_DURATION, RUN_QUEUE_WAIT, RUNS_FINISHED};
-use runfleet_common::live_logs;
 use runfleet_common::run_state::{self, Claim};
 use runfleet_common::shutdown::Shutdown;
 use runfleet_common::telemetry;
@@ -524,11 +524,7 @@ impl Worker {
 /// Hands chunks a failed flush could not store back to the runs they came from.
 fn give_back(lives: &[Arc<LiveOutput>], chunks: Vec<live_logs::Chunk>) {
     for live in lives {
-        let mine: Vec<_> = chunks
-            .iter()
-            .filter(|c| live.owns(c))
-            .cloned()
-            .collect();
+        let mine: Vec<_> = chunks.iter().filter(|c| live.owns(c)).cloned().collect();
         if !mine.is_empty() {
             live.give_back(mine);
         }

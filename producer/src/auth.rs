@@ -217,7 +217,11 @@ mod tests {
             (Method::GET, "/ui/{file}", Access::Open),
             (Method::GET, "/whoami", Access::Needs(Role::Viewer)),
             (Method::GET, "/fleet", Access::Needs(Role::Viewer)),
-            (Method::GET, "/runs/{id}/events", Access::Needs(Role::Viewer)),
+            (
+                Method::GET,
+                "/runs/{id}/events",
+                Access::Needs(Role::Viewer),
+            ),
             (Method::GET, "/runs", Access::Needs(Role::Viewer)),
             (Method::GET, "/runs/{id}/logs", Access::Needs(Role::Viewer)),
             (Method::POST, "/runs", Access::Needs(Role::Operator)),

@@ -538,7 +538,10 @@ impl Fleet {
             .to_str()
             .unwrap()
             .to_string();
-        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
         EventStream {
             response,
             buffer: String::new(),

@@ -48,15 +48,22 @@ async fn a_run_is_followed_live_from_its_first_line_to_its_end() {
     // Wait for the first line while the script still runs: it was streamed, not stored.
     let mut events = vec![(name, first)];
     loop {
-        let event = stream.next(Duration::from_secs(20)).await.expect("stream open");
-        let is_first_line = event.0 == "log" && event.1["text"].as_str().unwrap().contains("line 1");
+        let event = stream
+            .next(Duration::from_secs(20))
+            .await
+            .expect("stream open");
+        let is_first_line =
+            event.0 == "log" && event.1["text"].as_str().unwrap().contains("line 1");
         events.push(event);
         if is_first_line {
             break;
         }
     }
     let (_, run) = fleet.get(&format!("/runs/{id}")).await;
-    assert_eq!(run["status"], "running", "line 1 arrived before the run ended");
+    assert_eq!(
+        run["status"], "running",
+        "line 1 arrived before the run ended"
+    );
     let (_, so_far) = fleet.get(&format!("/runs/{id}/logs")).await;
     let stdout = so_far["stdout"].as_str().unwrap();
     assert!(stdout.contains("line 1"), "{so_far}");
@@ -68,20 +75,31 @@ async fn a_run_is_followed_live_from_its_first_line_to_its_end() {
     assert_eq!(end["status"], "succeeded", "{end}");
     assert_eq!(end["result"], json!({"ok": true}));
     assert!(
-        events.iter().any(|(n, d)| n == "run" && d["status"] == "running"),
+        events
+            .iter()
+            .any(|(n, d)| n == "run" && d["status"] == "running"),
         "{events:?}"
     );
 
     // What came live, plus the tail sent at the end, is exactly what was stored.
     let (_, stored) = fleet.get(&format!("/runs/{id}/logs")).await;
-    assert_eq!(joined(&events, "stdout"), stored["stdout"].as_str().unwrap());
-    assert_eq!(joined(&events, "stderr"), stored["stderr"].as_str().unwrap());
+    assert_eq!(
+        joined(&events, "stdout"),
+        stored["stdout"].as_str().unwrap()
+    );
+    assert_eq!(
+        joined(&events, "stderr"),
+        stored["stderr"].as_str().unwrap()
+    );
     assert_eq!(stored["stdout"], "line 1\nline 2\nline 3\n");
     let lines_live = events
         .iter()
         .filter(|(n, d)| n == "log" && d["text"].as_str().unwrap().contains("line"))
         .count();
-    assert!(lines_live >= 2, "output came in pieces as printed: {events:?}");
+    assert!(
+        lines_live >= 2,
+        "output came in pieces as printed: {events:?}"
+    );
 
     // The stored logs replaced the live chunks.
     let db = fleet.db().await;
@@ -130,7 +148,10 @@ async fn live_output_never_shows_a_secret() {
     while let Some((name, data)) = stream.next(Duration::from_secs(30)).await {
         if name == "log" && live_line.is_none() {
             let (_, run) = fleet.get(&format!("/runs/{id}")).await;
-            live_line = Some((data["text"].as_str().unwrap().to_string(), run["status"].clone()));
+            live_line = Some((
+                data["text"].as_str().unwrap().to_string(),
+                run["status"].clone(),
+            ));
         }
         assert!(!data.to_string().contains(value), "leaked: {data}");
     }
@@ -151,7 +172,12 @@ async fn the_fleet_view_shows_consumers_busy_slots_and_queues() {
     let consumers = view["consumers"].as_array().unwrap();
     assert_eq!(consumers.len(), 1, "{view}");
     let me = &consumers[0];
-    assert!(me["worker_id"].as_str().unwrap().starts_with("test-consumer-"));
+    assert!(
+        me["worker_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("test-consumer-")
+    );
     assert_eq!(me["alive"], true);
     assert_eq!(me["slots"], 2);
     assert_eq!(me["queues"], json!(["default", "other"]));
@@ -166,7 +192,9 @@ async fn the_fleet_view_shows_consumers_busy_slots_and_queues() {
     fleet
         .register("nap.py", "import time\ntime.sleep(4)\n")
         .await;
-    let id = fleet.submit(json!({"script": "nap.py", "queue": "other"})).await;
+    let id = fleet
+        .submit(json!({"script": "nap.py", "queue": "other"}))
+        .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let busy = loop {
         let (_, view) = fleet.get("/fleet").await;
@@ -234,12 +262,21 @@ async fn whoami_events_errors_and_the_console_files() {
             "run_not_found",
         ),
     ] {
-        let r = plain.get(url(path)).bearer_auth(viewer).send().await.unwrap();
+        let r = plain
+            .get(url(path))
+            .bearer_auth(viewer)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), status, "{path}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], code, "{path}: {body}");
     }
-    let r = plain.get(url(&format!("/runs/{id}/events"))).send().await.unwrap();
+    let r = plain
+        .get(url(&format!("/runs/{id}/events")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
     // The console: open files, a strict CSP, JSON 404 for anything else.
@@ -248,16 +285,35 @@ async fn whoami_events_errors_and_the_console_files() {
     assert_eq!(r.headers()["location"], "/ui/");
     let page = plain.get(url("/ui/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(csp.contains("default-src 'self'"), "{csp}");
     let html = page.text().await.unwrap();
-    assert!(html.contains("app.js") && html.contains("app.css"), "{html}");
+    assert!(
+        html.contains("app.js") && html.contains("app.css"),
+        "{html}"
+    );
     for (file, kind) in [("app.js", "text/javascript"), ("app.css", "text/css")] {
         let r = plain.get(url(&format!("/ui/{file}"))).send().await.unwrap();
         assert_eq!(r.status(), 200, "{file}");
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with(kind));
-        assert!(r.text().await.unwrap().len() > 1000, "{file} is the real file");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
+        assert!(
+            r.text().await.unwrap().len() > 1000,
+            "{file} is the real file"
+        );
     }
     let r = plain.get(url("/ui/nope.js")).send().await.unwrap();
     assert_eq!(r.status(), 404);
