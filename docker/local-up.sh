@@ -91,6 +91,7 @@ say "submitting a run and waiting for its result"
 cat >&2 <<MSG
 
 runfleet is running: API $RUNFLEET_URL (docs: $RUNFLEET_URL/docs), consumer :9091, scheduler :9092
+Web console: $RUNFLEET_URL/ui/ (sign in with a token, e.g. the bootstrap one below)
 The bootstrap admin token is in .local/bootstrap-token:
   export RUNFLEET_URL=$RUNFLEET_URL RUNFLEET_TOKEN=\$(cat .local/bootstrap-token)
   $bin/runfleet tokens create --name me --role operator

@@ -208,7 +208,7 @@ function pageLogin() {
   const form = h("form", { class: "panel login", id: "login-form" },
     h("h1", {}, "Sign in"),
     h("p", { class: "muted" }, "Enter an API token. An admin makes one with ",
-      h("code", {}, "runfleet tokens create NAME --role viewer"), "."),
+      h("code", {}, "runfleet tokens create --name NAME --role viewer"), "."),
     h("label", { class: "block", for: "token" }, "Token"),
     input,
     h("button", { type: "submit" }, "Sign in"));
