@@ -85,25 +85,20 @@ pub async fn withdraw(client: &impl GenericClient, worker_id: &str) -> Result<()
     Ok(())
 }
 
-/// Every consumer seen within `forget_after_seconds`, by worker id (older rows are
-/// deleted).
+/// Every consumer seen within `within_seconds`, by worker id. (A StatefulSet pod keeps
+/// its name, so a restarted consumer refreshes its old row rather than adding one.)
 pub async fn list(
     client: &impl GenericClient,
-    forget_after_seconds: f64,
+    within_seconds: f64,
 ) -> Result<Vec<ConsumerEntry>, DbError> {
-    client
-        .execute(
-            "DELETE FROM consumers WHERE seen_at < now() - make_interval(secs => $1)",
-            &[&forget_after_seconds],
-        )
-        .await?;
     let rows = client
         .query(
             "SELECT worker_id, queues, slots, busy, venv_entries, venv_bytes, version,
                     started_at, every_seconds, seen_at,
                     extract(epoch FROM now() - seen_at)::float8
-               FROM consumers ORDER BY worker_id",
-            &[],
+               FROM consumers WHERE seen_at > now() - make_interval(secs => $1)
+              ORDER BY worker_id",
+            &[&within_seconds],
         )
         .await?;
     Ok(rows

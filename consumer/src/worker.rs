@@ -216,10 +216,12 @@ impl Worker {
             let chunks: Vec<_> = lives.iter().flat_map(|l| l.take()).collect();
             let checked = async {
                 let client = self.pool.get().await?;
+                // Apart from the checks below: live output failing to store must never
+                // stop heartbeats (the runs would be taken back) or cancels.
                 if let Err(e) = live_logs::append(&client, &chunks).await {
+                    tracing::warn!(error = %e, chunks = chunks.len(), "cannot store live output; will retry");
                     // Kept for the next flush: live output is late, not lost.
                     give_back(&lives, chunks);
-                    return Err(e);
                 }
                 let ids: Vec<Uuid> = runs.iter().map(|r| r.0).collect();
                 let cancelled = run_state::cancel_requested(&client, &ids).await?;

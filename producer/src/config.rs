@@ -83,6 +83,10 @@ pub struct ApiConfig {
     /// How often queue depths are read from RabbitMQ and Postgres for the
     /// `runfleet_queue_*` gauges (milliseconds).
     pub queue_stats_interval_ms: u64,
+    /// Run event streams (`GET /runs/{id}/events`) open at once; each reads Postgres
+    /// every 250 ms, so this bounds what watchers can take from the API's pool. One more
+    /// is a 503.
+    pub max_event_streams: usize,
 }
 
 impl Default for ApiConfig {
@@ -99,6 +103,7 @@ impl Default for ApiConfig {
             reclaim_after_seconds: 30,
             max_reclaims: 3,
             queue_stats_interval_ms: 5000,
+            max_event_streams: 200,
         }
     }
 }
@@ -167,6 +172,12 @@ impl Validate for ProducerConfig {
             return Err(ConfigError::invalid(
                 "producer.queue_stats_interval_ms",
                 "must be at least 100",
+            ));
+        }
+        if p.max_event_streams == 0 {
+            return Err(ConfigError::invalid(
+                "producer.max_event_streams",
+                "must be at least 1",
             ));
         }
         if p.outbox_interval_ms == 0 {

@@ -189,6 +189,7 @@ impl Producer {
             .ok()
             .flatten()
             .map(Arc::new);
+        let max_event_streams = config.producer.max_event_streams;
         Ok(Producer {
             listener,
             state: AppState {
@@ -199,6 +200,7 @@ impl Producer {
                 bootstrap_hash,
                 keyring,
                 closing: Shutdown::new(),
+                event_streams: Arc::new(tokio::sync::Semaphore::new(max_event_streams)),
             },
         })
     }

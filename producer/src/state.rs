@@ -25,4 +25,6 @@ pub struct AppState {
     pub keyring: Option<Arc<runfleet_common::secrets::Keyring>>,
     /// Cancelled when the producer stops: long-lived answers (event streams) end.
     pub closing: runfleet_common::shutdown::Shutdown,
+    /// One permit per open run event stream (`producer.max_event_streams`).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
 }

@@ -346,6 +346,7 @@ function pageRun(id) {
   let run = null;
   let attempts = [];
   let following = false;
+  let picked = false; // the user chose an attempt: stay on it, else show the latest
 
   const appendLog = (stream, text) => {
     const atEnd = logOut.scrollTop + logOut.clientHeight >= logOut.scrollHeight - 4;
@@ -394,7 +395,7 @@ function pageRun(id) {
     const prev = attemptSel.value;
     attemptSel.replaceChildren(...Array.from({ length: run.attempt }, (_, i) => i + 1).reverse()
       .map((a) => h("option", { value: a }, `attempt ${a}`)));
-    if (prev && Number(prev) <= run.attempt) attemptSel.value = prev;
+    attemptSel.value = picked && prev && Number(prev) <= run.attempt ? prev : run.attempt;
     root.replaceChildren(
       h("h1", {}, `${run.script}`, badge(run.status), h("span", { class: "grow" }), ...actions),
       run.error ? h("div", { class: "panel", id: "run-error" }, h("strong", {}, run.error.code), ": ", run.error.message) : "",
@@ -426,11 +427,16 @@ function pageRun(id) {
       await followRun(id, (name, data) => {
         if (name === "run" || name === "end") {
           const changed = !run || run.status !== data.status || run.attempt !== data.attempt;
+          if (run && run.attempt !== data.attempt && !picked) {
+            // A new attempt (a retry): its own output from an empty view.
+            shownAttempt = data.attempt;
+            logOut.replaceChildren();
+          }
           run = data;
           if (changed) refresh();
           if (name === "end") logNote.textContent = "";
         } else if (name === "log") {
-          if (String(data.attempt) !== attemptSel.value && attemptSel.value) return;
+          if (picked && String(data.attempt) !== attemptSel.value) return;
           if (shownAttempt !== data.attempt) {
             shownAttempt = data.attempt;
             logOut.replaceChildren();
@@ -449,7 +455,10 @@ function pageRun(id) {
       showStored(run.attempt);
     }
   };
-  attemptSel.addEventListener("change", () => showStored(attemptSel.value));
+  attemptSel.addEventListener("change", () => {
+    picked = Number(attemptSel.value) !== run.attempt;
+    showStored(attemptSel.value);
+  });
   refresh().then(() => {
     if (!run) return;
     if (FINAL.includes(run.status)) showStored(run.attempt);

@@ -71,6 +71,8 @@ pub struct FleetOptions {
     /// statistics, heartbeats, venv eviction) instead of the fast ones tests use, so a
     /// benchmark measures what a deployed fleet spends.
     pub production_timings: bool,
+    /// `producer.max_event_streams`.
+    pub max_event_streams: usize,
 }
 
 /// The uv executable tests use: `RUNFLEET_TEST_UV`, else `uv` on PATH (None: pip only).
@@ -99,6 +101,7 @@ impl Default for FleetOptions {
             max_reclaims: 3,
             auth_disabled: false,
             production_timings: false,
+            max_event_streams: 200,
         }
     }
 }
@@ -244,6 +247,7 @@ impl Fleet {
                 max_script_bytes: 128 * 1024,
                 reclaim_after_seconds: opts.reclaim_after_seconds,
                 max_reclaims: opts.max_reclaims,
+                max_event_streams: opts.max_event_streams,
                 ..fast_timings(ApiConfig::default(), opts.production_timings)
             },
             auth: AuthConfig {

@@ -320,3 +320,39 @@ async fn whoami_events_errors_and_the_console_files() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_event_streams_are_bounded_and_freed_when_a_client_leaves() {
+    let fleet = Fleet::start_with(FleetOptions {
+        with_consumer: false,
+        max_event_streams: 1,
+        ..FleetOptions::default()
+    })
+    .await;
+    fleet.register("wait.sh", "exit 0\n").await;
+    // No consumer: the run stays queued and its stream stays open.
+    let id = fleet.submit(json!({"script": "wait.sh"})).await;
+    let mut first = fleet.events(&id, None).await;
+    assert_eq!(first.next(Duration::from_secs(5)).await.unwrap().0, "run");
+    let (status, body) = fleet.get(&format!("/runs/{id}/events")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_streams");
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = fleet
+            .http
+            .get(format!("{}/runs/{id}/events", fleet.base))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream's slot was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

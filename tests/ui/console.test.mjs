@@ -19,6 +19,7 @@ const OPERATOR = env("RUNFLEET_OPERATOR_TOKEN");
 const VIEWER = env("RUNFLEET_VIEWER_TOKEN");
 const SCHEDULE = env("RUNFLEET_SCHEDULE_ID");
 const FAILED_RUN = env("RUNFLEET_FAILED_RUN");
+const RETRY_RUN = env("RUNFLEET_RETRY_RUN");
 const SHOTS = env("RUNFLEET_SCREENSHOTS");
 
 let browser;
@@ -127,6 +128,25 @@ test("a run submitted from a task is watched to the end, its logs live", async (
   assert.equal(await page.isVisible("#retry"), true, "an operator can retry a finished run");
   assert.equal(await page.isVisible("#cancel"), false);
   await shot(page, "04-run-succeeded");
+  await page.context().close();
+});
+
+test("an operator retries a failed run and reads each attempt's logs", async () => {
+  const page = await newPage();
+  await signIn(page, OPERATOR);
+  await page.goto(`${BASE}/ui/#/runs/${RETRY_RUN}`);
+  await page.waitForSelector("h1 [data-status=failed]");
+  await page.click("#retry");
+  await page.waitForFunction(() => document.querySelector("#timeline")?.textContent.includes("Attempt 2 failed"), null, { timeout: 20000 });
+  await page.waitForSelector("h1 [data-status=failed]");
+  const options = await page.$$eval("#log-attempt option", (o) => o.map((x) => x.value));
+  assert.deepEqual(options, ["2", "1"]);
+  assert.equal(await page.inputValue("#log-attempt"), "2");
+  await page.waitForFunction(() => document.querySelector("#log")?.textContent.includes("no such table"));
+  const stored = await api(OPERATOR, "GET", `/runs/${RETRY_RUN}/attempts`);
+  assert.deepEqual(stored.body.map((a) => a.status), ["failed", "failed"]);
+  await page.selectOption("#log-attempt", "1");
+  await page.waitForFunction(() => document.querySelector("#log")?.textContent.includes("about to fail"));
   await page.context().close();
 });
 

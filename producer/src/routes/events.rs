@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use runfleet_common::live_logs::{self, Stream as Output};
@@ -21,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::api_error::{ApiResult, ErrorBody};
+use crate::api_error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::parse_run_id;
 use crate::state::AppState;
 
@@ -46,16 +47,30 @@ pub struct LogEvent {
     responses(
         (status = 200, description = "server-sent events: `run` (a Run), `log` (a LogEvent), `end` (the final Run)",
             content_type = "text/event-stream", body = String),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "too many open streams (producer.max_event_streams), or Postgres down", body = ErrorBody)))]
 pub async fn follow(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let id = parse_run_id(&id)?;
+    let Ok(permit) = state.event_streams.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!(
+                "{} run event streams are open (producer.max_event_streams); try again later or poll GET /runs/{id}",
+                state.config.producer.max_event_streams
+            ),
+        ));
+    };
     // A missing run is a 404 before the stream starts.
     let first = runs::get(&state.pool, id).await?;
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(Follower::new(state, id, tx).run(first));
+    tokio::spawn(async move {
+        Follower::new(state, id, tx).run(first).await;
+        drop(permit);
+    });
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))
     });

@@ -11,8 +11,8 @@ use serde::Serialize;
 use crate::api_error::{ApiResult, ErrorBody};
 use crate::state::AppState;
 
-/// A consumer not heard from for this long is dropped from the registry.
-const FORGET_AFTER_SECONDS: f64 = 3600.0;
+/// A consumer not heard from for this long is no longer shown.
+const SHOWN_FOR_SECONDS: f64 = 3600.0;
 
 /// One worker queue.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -55,7 +55,7 @@ pub async fn view(State(state): State<AppState>) -> ApiResult<Json<FleetView>> {
         .get()
         .await
         .map_err(runfleet_common::Error::from)?;
-    let consumers = fleet::list(&client, FORGET_AFTER_SECONDS)
+    let consumers = fleet::list(&client, SHOWN_FOR_SECONDS)
         .await
         .map_err(runfleet_common::Error::from)?;
     let queues = &state.config.producer.queues;

@@ -90,7 +90,8 @@ async fn main() -> std::process::ExitCode {
         .submit(json!({"script": "report.py", "version": 1, "parameters": {"day": "yesterday"}}))
         .await;
     let failed = fleet.submit(json!({"script": "broken.sh"})).await;
-    for id in [&ok, &failed] {
+    let to_retry = fleet.submit(json!({"script": "broken.sh"})).await;
+    for id in [&ok, &failed, &to_retry] {
         fleet.wait_final(id, Duration::from_secs(60)).await;
     }
     let viewer = token(&fleet, "ui-viewer", "viewer").await;
@@ -116,6 +117,7 @@ async fn main() -> std::process::ExitCode {
         .env("RUNFLEET_VIEWER_TOKEN", &viewer)
         .env("RUNFLEET_SCHEDULE_ID", schedule["id"].as_str().unwrap())
         .env("RUNFLEET_FAILED_RUN", &failed)
+        .env("RUNFLEET_RETRY_RUN", &to_retry)
         .env("RUNFLEET_SCREENSHOTS", &shots)
         .status()
         .await
