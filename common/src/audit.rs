@@ -29,31 +29,74 @@ pub struct AuditEntry {
     pub trace_id: Option<String>,
 }
 
+/// One change to record.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Who made it.
+    pub caller: Caller,
+    /// Method and route template.
+    pub action: String,
+    /// What it acted on.
+    pub target: String,
+    /// HTTP status of the answer.
+    pub status: u16,
+    /// Trace id of the request.
+    pub trace_id: Option<String>,
+    /// When it was answered (kept when the record is written late).
+    pub at: DateTime<Utc>,
+}
+
 /// Records one change.
-pub async fn record(
-    pool: &DbPool,
-    caller: &Caller,
-    action: &str,
-    target: &str,
-    status: u16,
-    trace_id: Option<&str>,
-) -> Result<(), Error> {
+pub async fn record(pool: &DbPool, change: &Change) -> Result<(), Error> {
     let client = pool.get().await?;
     client
         .execute(
-            "INSERT INTO audit_log (actor, role, action, target, status, trace_id)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO audit_log (at, actor, role, action, target, status, trace_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
-                &caller.name,
-                &caller.role.as_str(),
-                &action,
-                &target,
-                &i32::from(status),
-                &trace_id,
+                &change.at,
+                &change.caller.name,
+                &change.caller.role.as_str(),
+                &change.action,
+                &change.target,
+                &i32::from(change.status),
+                &change.trace_id,
             ],
         )
         .await?;
     Ok(())
+}
+
+/// Longest a change's record is retried for when Postgres is away.
+pub const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Records `change`, or, when Postgres cannot take it now, keeps retrying in the
+/// background (with backoff, for up to [`RETRY_FOR`]) so an outage does not drop it. The
+/// first try is awaited, so a record is normally in place when the answer is sent.
+pub async fn record_or_retry(pool: &DbPool, change: Change) {
+    let Err(first) = record(pool, &change).await else {
+        return;
+    };
+    tracing::warn!(error = %first, action = change.action, target = change.target,
+        "cannot write the audit record yet; retrying in the background");
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut backoff = std::time::Duration::from_millis(250);
+        loop {
+            tokio::time::sleep(backoff).await;
+            match record(&pool, &change).await {
+                Ok(()) => return,
+                Err(e) if started.elapsed() >= RETRY_FOR => {
+                    // Only after minutes of outage: the change is made, its record is not.
+                    tracing::error!(error = %e, actor = change.caller.name, action = change.action,
+                        target = change.target, "audit record lost after retrying");
+                    return;
+                }
+                Err(_) => backoff = (backoff * 2).min(std::time::Duration::from_secs(5)),
+            }
+        }
+    });
 }
 
 /// Newest entries first: at most `limit`, older than id `before`, of `actor` if given.

@@ -165,15 +165,17 @@ pub async fn authorize(
         let trace_id = trace
             .as_deref()
             .and_then(runfleet_common::telemetry::trace_id_of);
-        let status = response.status().as_u16();
-        if let Err(e) =
-            runfleet_common::audit::record(&state.pool, &caller, &action, &target, status, trace_id)
-                .await
-        {
-            // The change is made; losing its audit line is logged loudly rather than
-            // turning a success into an error.
-            tracing::error!(error = %e, actor = caller.name, action, target, "audit record lost");
-        }
+        // The change is made: a record Postgres cannot take now is retried, never turned
+        // into an error answer.
+        let change = runfleet_common::audit::Change {
+            caller,
+            action,
+            target,
+            status: response.status().as_u16(),
+            trace_id: trace_id.map(str::to_string),
+            at: chrono::Utc::now(),
+        };
+        runfleet_common::audit::record_or_retry(&state.pool, change).await;
     }
     response
 }

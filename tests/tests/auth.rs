@@ -73,6 +73,12 @@ async fn every_operation_needs_its_role_and_changes_are_audited() {
     let sid = schedule["id"].as_str().unwrap().to_string();
     let run = fleet.submit(json!({"script": "s.py"})).await;
     let (_, spare) = make_token(&fleet, "spare", "viewer").await;
+    // A finished run, so its event stream ends at once.
+    let ended = fleet.submit(json!({"script": "s.py"})).await;
+    let (status, _) = fleet
+        .post(&format!("/runs/{ended}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
 
     let task = json!({"script": "s.py"});
     let sched = json!({"task": "t", "cron": "0 4 * * *", "paused": true});
@@ -95,6 +101,9 @@ async fn every_operation_needs_its_role_and_changes_are_audited() {
         ("GET", format!("/runs/{run}/logs"), None, Some("viewer")),
         ("GET", format!("/runs/{run}/attempts"), None, Some("viewer")),
         ("GET", format!("/runs/runs/{run}"), None, Some("viewer")),
+        ("GET", format!("/runs/{ended}/events"), None, Some("viewer")),
+        ("GET", "/fleet".into(), None, Some("viewer")),
+        ("GET", "/whoami".into(), None, Some("viewer")),
         ("GET", "/tasks".into(), None, Some("viewer")),
         ("GET", "/tasks/t".into(), None, Some("viewer")),
         ("GET", "/schedules".into(), None, Some("viewer")),
@@ -218,6 +227,7 @@ async fn every_operation_needs_its_role_and_changes_are_audited() {
             .next()
             .unwrap()
             .replace(&run, "{id}")
+            .replace(&ended, "{id}")
             .replace(&sid, "{id}")
             .replace(&spare, "{id}")
             .replace("/s.py/versions/1", "/{name}/versions/{version}")
@@ -353,4 +363,76 @@ async fn with_auth_disabled_anyone_is_an_audited_anonymous_admin() {
     assert_eq!(audit[0]["actor"], "anonymous", "{audit}");
     assert_eq!(audit[0]["action"], "POST /scripts");
     assert_eq!(audit[0]["target"], "/scripts/a.py/versions/1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_record_postgres_could_not_take_is_written_once_it_is_back() {
+    use runfleet_common::access::{Caller, Role};
+    use runfleet_common::audit::{Change, record_or_retry};
+    let fleet = Fleet::start_with(FleetOptions {
+        with_consumer: false,
+        producer_db_via_proxy: true,
+        ..FleetOptions::default()
+    })
+    .await;
+    let proxy = fleet.db_proxy.as_ref().unwrap();
+    let db_name = fleet.db_url.rsplit('/').next().unwrap();
+    let pool = runfleet_common::db::pool(&runfleet_common::config::DatabaseConfig {
+        url: format!("postgres://postgres@{}/{db_name}", proxy.addr),
+        pool_size: 2,
+        connect_timeout_seconds: 1,
+    });
+    let at = chrono::Utc::now() - chrono::Duration::seconds(30);
+    proxy.down();
+    record_or_retry(
+        &pool,
+        Change {
+            caller: Caller {
+                name: "outage-test".into(),
+                role: Role::Operator,
+            },
+            action: "POST /runs".into(),
+            target: "/runs/during-outage".into(),
+            status: 202,
+            trace_id: None,
+            at,
+        },
+    )
+    .await;
+    let db = fleet.db().await;
+    async fn count(db: &tokio_postgres::Client) -> i64 {
+        db.query_one(
+            "SELECT count(*) FROM audit_log WHERE target = '/runs/during-outage'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    }
+    assert_eq!(count(&db).await, 0, "Postgres was unreachable");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    proxy.up();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count(&db).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(count(&db).await, 1, "written once");
+    let row = db
+        .query_one(
+            "SELECT at, actor FROM audit_log WHERE target = '/runs/during-outage'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let stored: chrono::DateTime<chrono::Utc> = row.get(0);
+    assert!(
+        (stored - at).num_milliseconds().abs() < 5,
+        "the answer's time is kept"
+    );
+    assert_eq!(row.get::<_, &str>(1), "outage-test");
 }

@@ -116,6 +116,8 @@ async fn a_run_is_followed_live_from_its_first_line_to_its_end() {
     // A finished run's stream replays its output and ends at once.
     let mut again = fleet.events(&id, None).await;
     let replay = collect(&mut again).await;
+    assert_eq!(replay[0].0, "run", "{replay:?}");
+    assert_eq!(replay[0].1["status"], "succeeded");
     assert_eq!(replay.last().unwrap().0, "end");
     assert_eq!(joined(&replay, "stdout"), "line 1\nline 2\nline 3\n");
     assert_eq!(joined(&replay, "stderr"), "warn 1\n");

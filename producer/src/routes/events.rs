@@ -1,6 +1,6 @@
 //! `GET /runs/{id}/events`: a run followed live, as server-sent events.
 //!
-//! - `run` — the run (as `GET /runs/{id}`), first, then at each change of status or attempt;
+//! - `run` — the run (as `GET /runs/{id}`): first, then at each change of status or attempt;
 //! - `log` — `{attempt, stream, text}`: output as the consumer flushes it while the attempt
 //!   runs (complete lines, about every 500 ms), then whatever the stored logs hold beyond
 //!   that when the attempt ends;
@@ -134,7 +134,7 @@ impl Follower {
             }
             if shown != Some((run.status, run.attempt)) {
                 shown = Some((run.status, run.attempt));
-                if !run.status.is_final() && !self.send("run", &run).await {
+                if !self.send("run", &run).await {
                     return;
                 }
             }
