@@ -253,6 +253,18 @@ async fn whoami_events_errors_and_the_console_files() {
     // Events: a viewer may follow; bad and unknown ids are clear errors.
     fleet.register("hi.sh", "echo hi\n").await;
     let id = fleet.submit(json!({"script": "hi.sh"})).await;
+    let r = plain
+        .get(url(&format!("/runs/{id}/events")))
+        .bearer_auth(viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["x-accel-buffering"],
+        "no",
+        "proxies must not buffer it"
+    );
+    drop(r);
     let mut stream = fleet.events(&id, Some(viewer)).await;
     let (name, run) = stream.next(Duration::from_secs(5)).await.unwrap();
     assert_eq!((name.as_str(), &run["status"]), ("run", &json!("queued")));

@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use runfleet_common::live_logs::{self, Stream as Output};
@@ -52,7 +52,10 @@ pub struct LogEvent {
 pub async fn follow(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> ApiResult<(
+    [(HeaderName, &'static str); 2],
+    Sse<impl Stream<Item = Result<Event, Infallible>>>,
+)> {
     let id = parse_run_id(&id)?;
     let Ok(permit) = state.event_streams.clone().try_acquire_owned() else {
         return Err(ApiError::new(
@@ -74,7 +77,12 @@ pub async fn follow(
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|event| (Ok(event), rx))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    // A proxy (nginx ingress) buffering the answer would hold events back.
+    let headers = [
+        (header::CACHE_CONTROL, "no-cache"),
+        (HeaderName::from_static("x-accel-buffering"), "no"),
+    ];
+    Ok((headers, Sse::new(events).keep_alive(KeepAlive::default())))
 }
 
 /// The task behind one open stream.
