@@ -185,6 +185,12 @@ impl Validate for AmqpConfig {
                 "must start with amqp:// or amqps://",
             ));
         }
+        if let Err(why) = self.url.parse::<lapin::uri::AMQPUri>() {
+            return Err(ConfigError::invalid(
+                "amqp.url",
+                format!("is not a valid AMQP URL ({why})"),
+            ));
+        }
         if !crate::names::is_valid_queue_name(&self.prefix) {
             return Err(ConfigError::invalid(
                 "amqp.prefix",
@@ -406,6 +412,21 @@ mod tests {
             .to_string();
         assert!(err.contains("http.listen"), "{err}");
         assert!(err.contains("RUNFLEET_HTTP__LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_amqp_url_names_the_setting_and_not_its_password() {
+        let err = load_from::<Sample>(
+            None,
+            env(&[(
+                "RUNFLEET_AMQP__URL",
+                "amqp://fleet:hunter2@rabbit:notaport/%2f",
+            )]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("RUNFLEET_AMQP__URL"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

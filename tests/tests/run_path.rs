@@ -916,3 +916,22 @@ fn chrono_secs(rfc3339: &str) -> f64 {
         .timestamp_micros() as f64
         / 1e6
 }
+
+#[tokio::test]
+async fn connections_ask_for_small_frames_unless_the_url_names_a_size() {
+    use runfleet_common::amqp::{FRAME_MAX, connect};
+    let fleet = Fleet::start_with(FleetOptions {
+        with_consumer: false,
+        ..FleetOptions::default()
+    })
+    .await;
+    let small = connect(&fleet.amqp, "frame-test").await.unwrap();
+    // Negotiated down from RabbitMQ's 128 KiB: lapin's buffers are 32 frames each.
+    assert_eq!(small.configuration().frame_max(), FRAME_MAX);
+    small.close(200, "done".into()).await.unwrap();
+    let mut own = fleet.amqp.clone();
+    own.url = format!("{}?frame_max=65536", own.url);
+    let named = connect(&own, "frame-test").await.unwrap();
+    assert_eq!(named.configuration().frame_max(), 65536);
+    named.close(200, "done".into()).await.unwrap();
+}
