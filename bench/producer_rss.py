@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Producer memory, alone in its process: RSS idle, then its peak under a submit load.
+"""Producer memory, alone in its process: RSS idle, then its peak under a submit load;
+and the idle RSS of a consumer and a scheduler beside it.
 
-Starts a release `runfleet-producer` on 127.0.0.1 with its own database and RabbitMQ
-vhost (removed at the end), waits until it is ready, reads VmRSS after it has idled; then
+Starts release `runfleet-producer`, `runfleet-consumer` and `runfleet-scheduler` on
+127.0.0.1 with their own database and RabbitMQ vhost (removed at the end), waits until
+they are ready, reads each one's VmRSS after they have idled; stops the consumer; then
 makes a load for `--seconds`: `--clients` threads submitting single `POST /runs`, one
 thread submitting `POST /runs/batch` of 1000, `--streams` open `GET /runs/{id}/events`
 streams, and listing runs; reads VmHWM (peak RSS) and VmRSS after. No consumer runs, so
 every run stays queued (the broker keeps the messages).
 
     cargo build --release --bins && python3 bench/producer_rss.py [--seconds 30]
-        [--clients 8] [--streams 50]
+        [--clients 8] [--streams 50] [--frame-max N]
 """
 import argparse
 import http.client
@@ -71,11 +73,15 @@ def main():
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--streams", type=int, default=50)
+    ap.add_argument("--frame-max", type=int, default=0,
+                    help="put frame_max=N in amqp.url (0: the components' own choice)")
     args = ap.parse_args()
 
-    binary = os.path.join(ROOT, "target", "release", "runfleet-producer")
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"error: {binary} is not built: run cargo build --release --bins")
+    release = os.path.join(ROOT, "target", "release")
+    binary = os.path.join(release, "runfleet-producer")
+    for b in ("runfleet-producer", "runfleet-consumer", "runfleet-scheduler"):
+        if not os.access(os.path.join(release, b), os.X_OK):
+            sys.exit(f"error: {b} is not built: run cargo build --release --bins")
     ident = f"{int(time.time())}{os.getpid()}"
     db, vhost = f"rf_rss_{ident}", f"rf-rss-{ident}"
     work = tempfile.mkdtemp()
@@ -86,7 +92,8 @@ def main():
     token = "rfb_" + secrets.token_hex(32)
     env = dict(os.environ,
                RUNFLEET_DATABASE__URL=f"{PG}/{db}",
-               RUNFLEET_AMQP__URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+               RUNFLEET_AMQP__URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+               + (f"?frame_max={args.frame_max}" if args.frame_max else ""),
                RUNFLEET_HTTP__LISTEN=f"127.0.0.1:{port}",
                RUNFLEET_AUTH__BOOTSTRAP_TOKEN=token,
                RUNFLEET_LOG__LEVEL="warn")
@@ -94,6 +101,7 @@ def main():
     log = open(os.path.join(work, "producer.log"), "w")
     producer = subprocess.Popen([binary], env=env, stderr=log)
     stop = threading.Event()
+    others = []
     try:
         api = Api(port, token)
         for _ in range(100):
@@ -107,8 +115,32 @@ def main():
             sys.exit("error: the producer did not get ready")
         status, _ = api.call("POST", "/scripts", {"name": "noop.sh", "content": "exit 0\n"})
         assert status in (200, 201), status
+        for name, extra in (("consumer", {"RUNFLEET_CONSUMER__WORK_DIR": os.path.join(work, "w"),
+                                          "RUNFLEET_VENV__CACHE_DIR": os.path.join(work, "v")}),
+                            ("scheduler", {})):
+            side_port = free_port()
+            side_env = dict(env, RUNFLEET_HTTP__LISTEN=f"127.0.0.1:{side_port}", **extra)
+            side = subprocess.Popen([os.path.join(release, f"runfleet-{name}")], env=side_env,
+                                    stderr=open(os.path.join(work, f"{name}.log"), "w"))
+            others.append((name, side, side_port))
+        for name, side, side_port in others:
+            for _ in range(100):
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", side_port, timeout=5)
+                    c.request("GET", "/ready")
+                    if c.getresponse().status == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            else:
+                sys.exit(f"error: the {name} did not get ready")
         time.sleep(5)
         idle_kib = status_kib(producer.pid, "VmRSS")
+        side_idle = {name: status_kib(side.pid, "VmRSS") for name, side, _ in others}
+        for _, side, _ in others:
+            side.terminate()
+            side.wait(timeout=30)
 
         submitted = [0]
         lock = threading.Lock()
@@ -153,15 +185,21 @@ def main():
         peak_kib = status_kib(producer.pid, "VmHWM")
         after_kib = status_kib(producer.pid, "VmRSS")
         print(f"producer_rss: {args.seconds} s of load, {args.clients} single-run clients, "
-              f"1 batch client (1000 a request), {args.streams} open event streams\n")
-        print("| figure | value |")
+              f"1 batch client (1000 a request), {args.streams} open event streams, "
+              f"frame_max {args.frame_max or 'default'}\n")
+        print("| figure (producer unless named) | value |")
         print("| --- | --- |")
         print(f"| RSS idle (5 s after ready) | {idle_kib / 1024:.1f} MiB |")
         print(f"| RSS peak under load (VmHWM) | {peak_kib / 1024:.1f} MiB |")
         print(f"| RSS after the load | {after_kib / 1024:.1f} MiB |")
+        for name, kib in side_idle.items():
+            print(f"| {name} RSS idle (5 s after ready) | {kib / 1024:.1f} MiB |")
         print(f"| runs accepted | {submitted[0]} ({submitted[0] / elapsed:.0f}/s) |")
     finally:
         stop.set()
+        for _, side, _ in others:
+            if side.poll() is None:
+                side.kill()
         producer.terminate()
         try:
             producer.wait(timeout=30)
