@@ -370,3 +370,44 @@ async fn open_event_streams_are_bounded_and_freed_when_a_client_leaves() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_that_will_be_retried_sends_its_whole_output_when_it_ends() {
+    let fleet = Fleet::start().await;
+    fleet
+        .register(
+            "flaky.py",
+            "import sys, time\nprint('start')\ntime.sleep(0.8)\nprint('bye')\nsys.exit(1)\n",
+        )
+        .await;
+    // The retry is 30-60 s away: the stream must not wait for it.
+    let id = fleet
+        .submit(json!({"script": "flaky.py", "max_attempts": 2, "retry_backoff_seconds": 60}))
+        .await;
+    let mut stream = fleet.events(&id, None).await;
+    let mut events = Vec::new();
+    let retrying = loop {
+        let event = stream
+            .next(Duration::from_secs(20))
+            .await
+            .expect("stream open");
+        let is_retrying = event.0 == "run" && event.1["status"] == "retrying";
+        events.push(event);
+        if is_retrying {
+            break Instant::now();
+        }
+    };
+    // The tail follows the status at once.
+    while joined(&events, "stdout") != "start\nbye\n" {
+        let event = stream.next(Duration::from_secs(5)).await.expect("the tail");
+        assert!(event.0 == "log", "{event:?}");
+        events.push(event);
+    }
+    assert!(retrying.elapsed() < Duration::from_secs(5));
+    assert!(
+        events.iter().all(|(n, d)| n != "log" || d["attempt"] == 1),
+        "{events:?}"
+    );
+    let (_, stored) = fleet.get(&format!("/runs/{id}/logs?attempt=1")).await;
+    assert_eq!(stored["stdout"], "start\nbye\n");
+}

@@ -129,11 +129,13 @@ impl Follower {
     async fn run(mut self, first: Run) {
         self.attempt = first.attempt;
         let mut shown = None;
+        // The attempt whose stored tail was sent (it ended).
+        let mut tail_sent = None;
         let mut run = first;
         loop {
             if run.attempt > self.attempt {
                 // The attempt we were following ended (retry, reclaim): its stored tail.
-                if !self.finish_attempt(self.attempt).await {
+                if tail_sent != Some(self.attempt) && !self.finish_attempt(self.attempt).await {
                     return;
                 }
                 self.attempt = run.attempt;
@@ -146,14 +148,20 @@ impl Follower {
                     return;
                 }
             }
+            let ended = run.status.is_final() || run.status == RunStatus::Retrying;
+            if ended && tail_sent != Some(run.attempt) {
+                // The attempt is over (a retry may be minutes away): its stored tail now.
+                tail_sent = Some(run.attempt);
+                if !self.finish_attempt(run.attempt).await {
+                    return;
+                }
+            }
             if run.status == RunStatus::Running {
                 if !self.send_chunks().await {
                     return;
                 }
             } else if run.status.is_final() {
-                if self.finish_attempt(run.attempt).await {
-                    self.send("end", &run).await;
-                }
+                self.send("end", &run).await;
                 return;
             }
             tokio::select! {
