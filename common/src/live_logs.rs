@@ -30,6 +30,14 @@ impl Stream {
         }
     }
 
+    /// 0 for stdout, 1 for stderr: the slot of this stream in a per-stream pair.
+    pub fn index(self) -> usize {
+        match self {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+        }
+    }
+
     fn parse(s: &str) -> Stream {
         if s == "stderr" {
             Stream::Stderr

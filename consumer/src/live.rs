@@ -45,13 +45,6 @@ struct Pending {
     notice_sent: bool,
 }
 
-fn index(stream: Stream) -> usize {
-    match stream {
-        Stream::Stdout => 0,
-        Stream::Stderr => 1,
-    }
-}
-
 impl LiveOutput {
     /// Live output for (`run_id`, `attempt`), at most `cap` bytes per stream, redacting
     /// `secrets`.
@@ -86,7 +79,7 @@ impl LiveOutput {
             .state
             .lock()
             .expect("live output lock is never poisoned");
-        let p = &mut state.streams[index(stream)];
+        let p = &mut state.streams[stream.index()];
         if p.full {
             return;
         }
@@ -107,7 +100,7 @@ impl LiveOutput {
         let mut out = std::mem::take(&mut state.unsent);
         for stream in [Stream::Stdout, Stream::Stderr] {
             let allow_partial = self.secrets.is_empty();
-            let p = &mut state.streams[index(stream)];
+            let p = &mut state.streams[stream.index()];
             let cut = ready_len(&p.bytes, allow_partial, p.full);
             let mut text = String::new();
             if cut > 0 {

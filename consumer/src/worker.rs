@@ -207,12 +207,11 @@ impl Worker {
         let mut last_beat = std::time::Instant::now();
         loop {
             tokio::time::sleep(CANCEL_CHECK).await;
-            let runs = self.running_runs();
+            let (runs, lives) = self.running_snapshot();
             if runs.is_empty() {
                 continue;
             }
             let beat_due = last_beat.elapsed() >= heartbeat_every;
-            let lives = self.live_outputs();
             let chunks: Vec<_> = lives.iter().flat_map(|l| l.take()).collect();
             let checked = async {
                 let client = self.pool.get().await?;
@@ -277,14 +276,13 @@ impl Worker {
         }
     }
 
-    /// The live output of every run executing now.
-    fn live_outputs(&self) -> Vec<Arc<LiveOutput>> {
-        self.running
-            .lock()
-            .expect("running map is never poisoned")
-            .values()
-            .map(|r| r.live.clone())
-            .collect()
+    /// The (run, attempt) pairs executing now and their live outputs, under one lock.
+    fn running_snapshot(&self) -> (Vec<(Uuid, i32)>, Vec<Arc<LiveOutput>>) {
+        let running = self.running.lock().expect("running map is never poisoned");
+        running
+            .iter()
+            .map(|(key, run)| (*key, run.live.clone()))
+            .unzip()
     }
 
     /// Slots executing a run now.

@@ -71,7 +71,7 @@ pub async fn follow(
     let first = runs::get(&state.pool, id).await?;
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
-        Follower::new(state, id, tx).run(first).await;
+        Follower::new(state, id, first.attempt, tx).run(first).await;
         drop(permit);
     });
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -98,20 +98,13 @@ struct Follower {
     sent: [usize; 2],
 }
 
-fn index(stream: Output) -> usize {
-    match stream {
-        Output::Stdout => 0,
-        Output::Stderr => 1,
-    }
-}
-
 impl Follower {
-    fn new(state: AppState, id: Uuid, tx: mpsc::Sender<Event>) -> Self {
+    fn new(state: AppState, id: Uuid, attempt: i32, tx: mpsc::Sender<Event>) -> Self {
         Follower {
             state,
             id,
             tx,
-            attempt: 0,
+            attempt,
             seq: 0,
             sent: [0, 0],
         }
@@ -127,7 +120,6 @@ impl Follower {
     }
 
     async fn run(mut self, first: Run) {
-        self.attempt = first.attempt;
         let mut shown = None;
         // The attempt whose stored tail was sent (it ended).
         let mut tail_sent = None;
@@ -206,7 +198,7 @@ impl Follower {
         };
         for chunk in chunks {
             self.seq = chunk.seq;
-            self.sent[index(chunk.stream)] += chunk.data.len();
+            self.sent[chunk.stream.index()] += chunk.data.len();
             let event = LogEvent {
                 attempt: chunk.attempt,
                 stream: chunk.stream,
@@ -233,7 +225,7 @@ impl Follower {
             (Output::Stdout, logs.stdout, logs.stdout_truncated),
             (Output::Stderr, logs.stderr, logs.stderr_truncated),
         ] {
-            let sent = self.sent[index(stream)];
+            let sent = self.sent[stream.index()];
             let rest = if sent == 0 {
                 text
             } else if !truncated && sent <= text.len() && text.is_char_boundary(sent) {
@@ -248,7 +240,7 @@ impl Follower {
             if rest.is_empty() {
                 continue;
             }
-            self.sent[index(stream)] += rest.len();
+            self.sent[stream.index()] += rest.len();
             let event = LogEvent {
                 attempt,
                 stream,

@@ -122,9 +122,8 @@ async fn main() -> std::process::ExitCode {
         .status()
         .await
         .expect("start node (the console tests need Node.js)");
+    // Removes the fleet's database, queues and work dir (Drop waits for it).
     drop(fleet);
-    // The fleet's clean-up (database, queues, work dir) runs on drop; give it a moment.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     if status.success() {
         eprintln!("console-e2e: screenshots in {}", shots.display());
         std::process::ExitCode::SUCCESS
