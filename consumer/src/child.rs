@@ -1,18 +1,18 @@
 //! The child process lifecycle: spawn in its own process group, wait with a timeout,
 //! SIGTERM then SIGKILL the whole group, and never leave a group member behind.
 
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runfleet_common::limits::RunLimits;
 use runfleet_common::live_logs::Stream;
 use runfleet_common::run_state::CapturedOutput;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::live::LiveOutput;
 use crate::output::capture;
+use crate::spawn::{self, Command, Rlimit};
 
 /// How a child ended.
 #[derive(Debug)]
@@ -46,19 +46,28 @@ pub struct Limits {
 
 /// The (resource, soft, hard) rlimits to set for `limits`. CPU gets one second of slack
 /// between SIGXCPU (soft) and SIGKILL (hard), so a script can see the signal.
-fn rlimit_table(limits: &RunLimits) -> Vec<(libc::__rlimit_resource_t, u64, u64)> {
+fn rlimit_table(limits: &RunLimits) -> Vec<Rlimit> {
+    let both = |resource, v| Rlimit {
+        resource,
+        soft: v,
+        hard: v,
+    };
     let mut table = Vec::new();
     if let Some(v) = limits.cpu_seconds {
-        table.push((libc::RLIMIT_CPU, v, v + 1));
+        table.push(Rlimit {
+            resource: libc::RLIMIT_CPU,
+            soft: v,
+            hard: v + 1,
+        });
     }
     if let Some(v) = limits.memory_bytes {
-        table.push((libc::RLIMIT_AS, v, v));
+        table.push(both(libc::RLIMIT_AS, v));
     }
     if let Some(v) = limits.open_files {
-        table.push((libc::RLIMIT_NOFILE, v, v));
+        table.push(both(libc::RLIMIT_NOFILE, v));
     }
     if let Some(v) = limits.processes {
-        table.push((libc::RLIMIT_NPROC, v, v));
+        table.push(both(libc::RLIMIT_NPROC, v));
     }
     table
 }
@@ -91,39 +100,14 @@ impl Drop for GroupGuard {
 /// goes to `live` as it comes.
 /// Returns the spawn error if it could not start.
 pub async fn run(
-    mut command: Command,
+    command: Command,
     limits: &Limits,
     cancel: &CancellationToken,
     live: &Arc<LiveOutput>,
 ) -> std::io::Result<Finished> {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let table = rlimit_table(&limits.rlimits);
-    if !table.is_empty() {
-        // SAFETY: runs in the forked child before exec; setrlimit(2) is async-signal-safe
-        // and the closure only reads the table it owns (no allocation, no locks).
-        unsafe {
-            command.pre_exec(move || {
-                for &(resource, soft, hard) in &table {
-                    let limit = libc::rlimit {
-                        rlim_cur: soft,
-                        rlim_max: hard,
-                    };
-                    if libc::setrlimit(resource, &limit) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-    }
     let started = Instant::now();
-    let mut child = command.spawn()?;
-    let pgid = child.id().expect("a just-spawned child has a pid") as i32;
+    let mut child = spawn::spawn(&command, &rlimit_table(&limits.rlimits))?;
+    let pgid = child.id();
     let guard = GroupGuard(pgid);
     let stdout = tokio::spawn(capture(
         child.stdout.take().expect("stdout is piped"),

@@ -9,7 +9,6 @@ use std::time::Duration;
 use runfleet_common::run_state::{CapturedOutput, ClaimedRun, Outcome, RunStatus};
 use runfleet_common::runs::contains_nul;
 use serde_json::Value;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -17,6 +16,7 @@ use crate::argv::parameters_to_args;
 use crate::child::{self, Limits};
 use crate::config::WorkerConfig;
 use crate::live::LiveOutput;
+use crate::spawn::Command;
 use crate::venv::{Lease, VenvCache, VenvError};
 
 /// Variables passed through from the consumer's own environment; nothing else is (the
@@ -173,12 +173,7 @@ impl Executor {
             .arg(&script)
             .args(parameters_to_args(&run.parameters))
             .current_dir(work)
-            .env_clear();
-        for name in PASSED_THROUGH {
-            if let Ok(v) = std::env::var(name) {
-                command.env(name, v);
-            }
-        }
+            .env_from_consumer(PASSED_THROUGH);
         // The task's env (names checked by the API: never RUNFLEET_*); the variables below
         // still win, so a task cannot move the run out of its work dir.
         if let Some(env) = run.env.as_object() {

@@ -4,7 +4,8 @@
 //! - [`config`] — `ConsumerConfig` (`RUNFLEET_CONSUMER__SLOTS`, `__QUEUES`, ...).
 //! - [`worker`] — the consume loop, slots, claim → execute → commit → ack.
 //! - [`executor`] — working directory, environment, script file, result file.
-//! - [`child`] — process group, timeout, SIGTERM/SIGKILL, no orphans.
+//! - [`child`] — process group, timeout, SIGTERM/SIGKILL, no orphans; [`spawn`] — the
+//!   vfork-style start with the run's rlimits, and the pidfd it is waited on by.
 //! - [`output`] — capped stdout/stderr capture; [`live`] — output held for live flushes.
 //! - [`argv`] — parameters → `--key value` arguments.
 //! - [`venv`] — the hash-isolated venv cache on the consumer's volume.
@@ -15,6 +16,7 @@ pub mod config;
 pub mod executor;
 pub mod live;
 pub mod output;
+pub mod spawn;
 pub mod venv;
 pub mod worker;
 

@@ -6,9 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::process::Command;
-
 use crate::child::{self, Limits};
+use crate::spawn::Command;
 use crate::venv::index::IndexSettings;
 
 /// Which tool builds venvs.
@@ -82,13 +81,8 @@ async fn step(
     download_cache: &Path,
     timeout: Duration,
 ) -> Result<String, StepFailed> {
-    command.env_clear();
-    for var in PASSED_THROUGH {
-        if let Ok(v) = std::env::var(var) {
-            command.env(var, v);
-        }
-    }
     command
+        .env_from_consumer(PASSED_THROUGH)
         .env("PIP_CONFIG_FILE", "/dev/null")
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .env("PIP_NO_INPUT", "1")
