@@ -540,7 +540,16 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     async fn output(command: &Command) -> (ExitStatus, String, String) {
-        let mut child = spawn(command, &[]).unwrap();
+        let (_, status, out, err) = output_with(command, &[]).await;
+        (status, out, err)
+    }
+
+    /// Runs `command` to its end: its pid, exit status, stdout and stderr.
+    async fn output_with(
+        command: &Command,
+        rlimits: &[Rlimit],
+    ) -> (i32, ExitStatus, String, String) {
+        let mut child = spawn(command, rlimits).unwrap();
         let mut out = String::new();
         let mut err = String::new();
         let mut stdout = child.stdout.take().unwrap();
@@ -551,7 +560,7 @@ mod tests {
         );
         a.unwrap();
         b.unwrap();
-        (child.wait().await.unwrap(), out, err)
+        (child.id(), child.wait().await.unwrap(), out, err)
     }
 
     fn sh(script: &str) -> Command {
@@ -631,40 +640,20 @@ mod tests {
 
     #[tokio::test]
     async fn the_child_leads_its_own_process_group() {
-        let mut child = spawn(&sh("cut -d' ' -f5 /proc/$$/stat"), &[]).unwrap();
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .await
-            .unwrap();
-        assert_eq!(out.trim(), child.id().to_string());
-        assert!(child.wait().await.unwrap().success());
+        let (pid, status, out, _) = output_with(&sh("cut -d' ' -f5 /proc/$$/stat"), &[]).await;
+        assert!(status.success());
+        assert_eq!(out.trim(), pid.to_string());
     }
 
     #[tokio::test]
     async fn rlimits_are_set_before_exec() {
-        let mut child = spawn(
-            &sh("ulimit -n; ulimit -Hn"),
-            &[Rlimit {
-                resource: libc::RLIMIT_NOFILE,
-                soft: 33,
-                hard: 44,
-            }],
-        )
-        .unwrap();
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .await
-            .unwrap();
+        let limit = Rlimit {
+            resource: libc::RLIMIT_NOFILE,
+            soft: 33,
+            hard: 44,
+        };
+        let (_, _, out, _) = output_with(&sh("ulimit -n; ulimit -Hn"), &[limit]).await;
         assert_eq!(out, "33\n44\n");
-        child.wait().await.unwrap();
     }
 
     #[tokio::test]
