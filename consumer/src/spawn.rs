@@ -331,6 +331,19 @@ pub fn spawn(command: &Command, rlimits: &[Rlimit]) -> io::Result<Child> {
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
+    if pidfd < 0 {
+        // Kernels before 5.2 ignore CLONE_PIDFD: the child runs, but cannot be waited on
+        // here. Stop it rather than leave it unwatched.
+        // SAFETY: kill(2) on our own unreaped child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        let _ = reap(pid, 0);
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this kernel gives no pidfd for a child (CLONE_PIDFD); the consumer needs Linux 5.3 or later",
+        ));
+    }
     // SAFETY: clone(2) with CLONE_PIDFD gave us this descriptor, owned by no one else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     drop((stdin, stdout_write, stderr_write));
