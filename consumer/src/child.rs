@@ -1,6 +1,8 @@
 //! The child process lifecycle: spawn in its own process group, wait with a timeout,
 //! SIGTERM then SIGKILL the whole group, and never leave a group member behind.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,6 +97,28 @@ impl Drop for GroupGuard {
     }
 }
 
+/// Both streams' capture, each with what was dropped.
+type Captured = (CapturedOutput, CapturedOutput);
+
+/// Waits until `child` exits (`Ok(status)`) or `until` completes (`Err(its value)`),
+/// reading the child's output meanwhile, so a script never blocks on a full pipe. The
+/// output lands in `captured` if both pipes close first.
+async fn wait_draining<T>(
+    child: &mut spawn::Child,
+    mut output: Pin<&mut impl Future<Output = Captured>>,
+    captured: &mut Option<Captured>,
+    until: impl Future<Output = T>,
+) -> std::io::Result<Result<ExitStatus, T>> {
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            status = child.wait() => return Ok(Ok(status?)),
+            both = &mut output, if captured.is_none() => *captured = Some(both),
+            value = &mut until => return Ok(Err(value)),
+        }
+    }
+}
+
 /// Spawns `command` as the leader of a new process group and waits for it within `limits`
 /// or until `cancel` fires (then the group is stopped as on a timeout). Its output also
 /// goes to `live` as it comes.
@@ -109,34 +133,39 @@ pub async fn run(
     let mut child = spawn::spawn(&command, &rlimit_table(&limits.rlimits))?;
     let pgid = child.id();
     let guard = GroupGuard(pgid);
-    let stdout = tokio::spawn(capture(
-        child.stdout.take().expect("stdout is piped"),
-        limits.output_limit,
-        live.clone(),
-        Stream::Stdout,
-    ));
-    let stderr = tokio::spawn(capture(
-        child.stderr.take().expect("stderr is piped"),
-        limits.output_limit,
-        live.clone(),
-        Stream::Stderr,
-    ));
-
-    let stop = tokio::select! {
-        status = child.wait() => Ok(status?),
-        _ = tokio::time::sleep(limits.timeout) => Err(true),
-        _ = cancel.cancelled() => Err(false),
+    // Both streams are read in this task, not in tasks of their own, so no reader
+    // outlives the run: a run whose future is dropped drops its pipes with it.
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let output = async {
+        tokio::join!(
+            capture(stdout, limits.output_limit, live.clone(), Stream::Stdout),
+            capture(stderr, limits.output_limit, live.clone(), Stream::Stderr),
+        )
     };
+    tokio::pin!(output);
+    let mut captured = None;
+
+    let stop = wait_draining(&mut child, output.as_mut(), &mut captured, async {
+        tokio::select! {
+            () = tokio::time::sleep(limits.timeout) => true,
+            () = cancel.cancelled() => false,
+        }
+    })
+    .await?;
     let (status, timed_out, cancelled) = match stop {
         Ok(status) => (Some(status), false, false),
         Err(timed_out) => {
             signal_group(pgid, libc::SIGTERM);
-            if tokio::time::timeout(limits.kill_grace, child.wait())
-                .await
+            let grace = tokio::time::sleep(limits.kill_grace);
+            if wait_draining(&mut child, output.as_mut(), &mut captured, grace)
+                .await?
                 .is_err()
             {
                 signal_group(pgid, libc::SIGKILL);
-                child.wait().await?;
+                // `pending` never completes: this returns once the child is gone.
+                let never = std::future::pending::<()>();
+                let _ = wait_draining(&mut child, output.as_mut(), &mut captured, never).await?;
             }
             (None, timed_out, !timed_out)
         }
@@ -147,17 +176,12 @@ pub async fn run(
     drop(guard);
 
     // A process that left the group (setsid) may still hold a pipe: don't wait forever.
-    let read_limit = Duration::from_secs(2);
-    let stdout = tokio::time::timeout(read_limit, stdout)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let stderr = tokio::time::timeout(read_limit, stderr)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let (stdout, stderr) = match captured {
+        Some(both) => both,
+        None => tokio::time::timeout(Duration::from_secs(2), output)
+            .await
+            .unwrap_or_default(),
+    };
     Ok(Finished {
         status,
         timed_out,
@@ -322,6 +346,61 @@ mod tests {
             started.elapsed() < Duration::from_secs(2),
             "{:?}",
             started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn output_beyond_the_pipe_buffers_is_drained_while_waiting() {
+        // 1 MiB on each stream: the script would block on a full pipe if nothing read
+        // until it exited.
+        let f = run(
+            sh("head -c 1048576 /dev/zero | tr '\\0' o; head -c 1048576 /dev/zero | tr '\\0' e >&2; echo end"),
+            &limits(20_000),
+            &CancellationToken::new(),
+            &no_live(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(f.status.unwrap().code(), Some(0));
+        assert!(!f.timed_out);
+        assert!(f.stdout.truncated && f.stderr.truncated);
+        assert!(
+            f.stdout.text.ends_with("oooend\n"),
+            "{}",
+            &f.stdout.text[1000..]
+        );
+        assert_eq!(f.stderr.text, "e".repeat(1024));
+    }
+
+    #[tokio::test]
+    async fn a_pipe_held_by_a_process_outside_the_group_does_not_hold_the_run() {
+        let pidfile = std::env::temp_dir().join(format!("rf-setsid-{}", std::process::id()));
+        let script = format!(
+            "setsid sh -c 'echo $$ > {}; exec sleep 30' & sleep 0.3; echo started",
+            pidfile.display()
+        );
+        let started = Instant::now();
+        let f = run(
+            sh(&script),
+            &limits(20_000),
+            &CancellationToken::new(),
+            &no_live(),
+        )
+        .await
+        .unwrap();
+        let elapsed = started.elapsed();
+        let escaped: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        signal_group(escaped, libc::SIGKILL);
+        std::fs::remove_file(&pidfile).unwrap();
+        assert_eq!(f.status.unwrap().code(), Some(0));
+        // The escaped sleep still holds stdout: the reads give up 2 s after the exit.
+        assert!(
+            elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(6),
+            "{elapsed:?}"
         );
     }
 
