@@ -28,6 +28,9 @@ const PASSED_THROUGH: &[&str] = &["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ"];
 pub struct Executor {
     config: WorkerConfig,
     venvs: Arc<VenvCache>,
+    /// `config.shell` found on PATH once, not per run; the name itself when it is not
+    /// there, so each shell run fails saying so.
+    shell: PathBuf,
 }
 
 /// The outcome and how long the script itself ran.
@@ -57,14 +60,20 @@ impl Executor {
     pub fn new(config: WorkerConfig, venvs: Arc<VenvCache>) -> std::io::Result<Self> {
         std::fs::create_dir_all(config.work_dir.join("runs"))?;
         std::fs::create_dir_all(config.work_dir.join("scripts"))?;
-        Ok(Executor { config, venvs })
+        let shell =
+            crate::spawn::which(&config.shell).unwrap_or_else(|| config.shell.clone().into());
+        Ok(Executor {
+            config,
+            venvs,
+            shell,
+        })
     }
 
     /// The interpreter for a run, and the venv lease that must outlive the script (Python
     /// runs with dependencies). Errors are the run's failure.
     async fn interpreter(&self, run: &ClaimedRun) -> Result<(PathBuf, Option<Lease>), Executed> {
         match run.language.as_str() {
-            "shell" => Ok((PathBuf::from(&self.config.shell), None)),
+            "shell" => Ok((self.shell.clone(), None)),
             "python" => {
                 let prepared = match self.venvs.requirement_set(&run.requirements, &run.content) {
                     Ok(set) => self.venvs.prepare(&set).await,

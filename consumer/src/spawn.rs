@@ -101,20 +101,35 @@ impl Command {
             .cloned()
             .or_else(|| std::env::var_os("PATH"))
             .unwrap_or_default();
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(&self.program))
-            .find(|candidate| is_executable(candidate))
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!(
-                        "{} not found on PATH ({})",
-                        self.program.to_string_lossy(),
-                        path.to_string_lossy()
-                    ),
-                )
-            })
+        find_on_path(&self.program, &path).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} not found on PATH ({})",
+                    self.program.to_string_lossy(),
+                    path.to_string_lossy()
+                ),
+            )
+        })
     }
+}
+
+/// The first executable file named `program` in the directories of `path`.
+fn find_on_path(program: &OsStr, path: &OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+/// `program` as a path to exec: itself when it has a slash, else its place on the
+/// consumer's PATH; None when that is no executable file. For programs named in config,
+/// resolved once at start instead of on every run.
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return is_executable(&p).then_some(p);
+    }
+    find_on_path(OsStr::new(program), &std::env::var_os("PATH")?)
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -679,6 +694,18 @@ mod tests {
         let err = spawn(&c, &[]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().contains("/nonexistent"), "{err}");
+    }
+
+    #[test]
+    fn which_finds_only_executable_files() {
+        let sh = which("sh").expect("sh on PATH");
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{}", sh.display());
+        assert_eq!(which("/bin/sh"), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(which("no-such-program-rf"), None);
+        let plain = std::env::temp_dir().join(format!("rf-not-exec-{}", std::process::id()));
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        assert_eq!(which(plain.to_str().unwrap()), None);
+        std::fs::remove_file(&plain).unwrap();
     }
 
     #[tokio::test]

@@ -80,7 +80,7 @@ pub fn test_uv() -> Option<String> {
     if let Ok(p) = std::env::var("RUNFLEET_TEST_UV") {
         return Some(p);
     }
-    runfleet_consumer::venv::installer::which("uv").map(|p| p.display().to_string())
+    runfleet_consumer::spawn::which("uv").map(|p| p.display().to_string())
 }
 
 impl Default for FleetOptions {

@@ -100,6 +100,28 @@ async fn submitted_run_succeeds_with_result_logs_and_exact_arguments() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_missing_from_the_consumer_fails_shell_runs_saying_which() {
+    let mut fleet = Fleet::start_with(FleetOptions {
+        with_consumer: false,
+        ..FleetOptions::default()
+    })
+    .await;
+    fleet.consumer_config.consumer.shell = "no-such-shell-rf".into();
+    fleet.start_consumer().await;
+    fleet.register("hello.sh", "echo hi\n").await;
+    let id = fleet.submit(json!({"script": "hello.sh"})).await;
+    let run = fleet.wait_final(&id, WAIT).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["error"]["code"], "spawn_failed", "{run}");
+    let message = run["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no-such-shell-rf not found on PATH")
+            && message.contains("consumer.shell"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_script_is_failed_with_exit_code_and_stderr() {
     let fleet = Fleet::start().await;
     fleet

@@ -29,19 +29,6 @@ impl Installer {
     }
 }
 
-/// Finds `program` on PATH (or takes it as a path).
-pub fn which(program: &str) -> Option<PathBuf> {
-    if program.contains('/') {
-        let p = PathBuf::from(program);
-        return p.is_file().then_some(p);
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
-}
-
 /// A failed install step: what ran and the tail of its output.
 #[derive(Debug)]
 pub struct StepFailed {

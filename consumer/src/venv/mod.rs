@@ -244,8 +244,10 @@ impl VenvCache {
         };
         let installer = match v.installer {
             InstallerChoice::Pip => Installer::Pip,
-            InstallerChoice::Auto => installer::which(&v.uv).map_or(Installer::Pip, Installer::Uv),
-            InstallerChoice::Uv => Installer::Uv(installer::which(&v.uv).ok_or_else(|| {
+            InstallerChoice::Auto => {
+                crate::spawn::which(&v.uv).map_or(Installer::Pip, Installer::Uv)
+            }
+            InstallerChoice::Uv => Installer::Uv(crate::spawn::which(&v.uv).ok_or_else(|| {
                 setting(
                     "venv.uv",
                     "RUNFLEET_VENV__UV",
