@@ -230,7 +230,8 @@ pub struct Outcome {
 /// `running → <final>` for (`run_id`, `attempt`), or `running → retrying` when the attempt
 /// failed or timed out and the run has attempts left (due after an exponential backoff
 /// with jitter: `min(max, backoff × 2^(attempt−1)) × [0.5, 1)`). Records the attempt and
-/// its logs (replacing its live chunks), in one statement. Returns the status the run moved to, or None when it
+/// its logs (replacing its live chunks; no logs row when it printed nothing), in one
+/// statement. Returns the status the run moved to, or None when it
 /// was no longer running that attempt (then nothing is written).
 pub async fn finish(
     client: &impl GenericClient,
@@ -240,6 +241,11 @@ pub async fn finish(
 ) -> Result<Option<RunStatus>, DbError> {
     debug_assert!(outcome.status.is_final());
     let retryable = matches!(outcome.status, RunStatus::Failed | RunStatus::TimedOut);
+    // Most runs print nothing: no row for them saves an insert and its index entry.
+    let has_logs = !(outcome.stdout.text.is_empty()
+        && outcome.stderr.text.is_empty()
+        && !outcome.stdout.truncated
+        && !outcome.stderr.truncated);
     // One statement (atomic on its own, one round trip, prepared once per connection):
     // the run's move, its attempt row and its logs. The inserts read the UPDATE's
     // RETURNING, so they write nothing when the run was no longer running this attempt.
@@ -264,10 +270,15 @@ pub async fn finish(
              ), logs_row AS (
                 INSERT INTO run_logs (run_id, attempt, stdout, stderr, stdout_truncated,
                                       stderr_truncated)
-                SELECT $1, $2, $10, $11, $12, $13 FROM moved
+                SELECT $1, $2, $10, $11, $12, $13 FROM moved WHERE $14
                 ON CONFLICT (run_id, attempt) DO UPDATE SET stdout = EXCLUDED.stdout,
                     stderr = EXCLUDED.stderr, stdout_truncated = EXCLUDED.stdout_truncated,
                     stderr_truncated = EXCLUDED.stderr_truncated
+             ), no_logs AS (
+                -- A silent attempt stores no logs row (reads show it as empty); one left
+                -- from an earlier finish of this attempt must not show instead.
+                DELETE FROM run_logs g USING moved
+                 WHERE NOT $14 AND g.run_id = $1 AND g.attempt = $2
              ), live_gone AS (
                 -- The live chunks were a preview: the stored logs replace them.
                 DELETE FROM run_log_chunks c USING moved
@@ -293,6 +304,7 @@ pub async fn finish(
                 &outcome.stderr.text,
                 &outcome.stdout.truncated,
                 &outcome.stderr.truncated,
+                &has_logs,
             ],
         )
         .await?;

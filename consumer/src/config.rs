@@ -143,6 +143,12 @@ fn default_http() -> HttpConfig {
 pub struct WorkerConfig {
     /// Runs executed at once (default: CPU count).
     pub slots: usize,
+    /// Messages a queue's channel may hold beyond `slots` (default 0). With 1, the next
+    /// run is already here when a script ends, so it starts while the previous result is
+    /// committed and acked: more runs/s for short scripts. The cost: while all slots are
+    /// busy, that message waits here even if another consumer is idle, so keep 0 for
+    /// queues of long runs.
+    pub lookahead: usize,
     /// Worker queues to consume, comma-separated in the environment.
     #[serde(deserialize_with = "string_list")]
     pub queues: Vec<String>,
@@ -248,6 +254,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            lookahead: 0,
             queues: vec!["default".into()],
             worker_id: hostname(),
             work_dir: std::env::temp_dir().join("runfleet-work"),
@@ -272,6 +279,12 @@ impl Validate for ConsumerConfig {
         let c = &self.consumer;
         if c.slots == 0 || c.slots > 1024 {
             return Err(ConfigError::invalid("consumer.slots", "give 1 to 1024"));
+        }
+        if c.lookahead > c.slots {
+            return Err(ConfigError::invalid(
+                "consumer.lookahead",
+                format!("give 0 to consumer.slots ({})", c.slots),
+            ));
         }
         validate_queues("consumer.queues", &c.queues)?;
         runfleet_common::secrets::Keyring::from_config(&self.secrets)?;
@@ -336,5 +349,34 @@ impl Validate for ConsumerConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_env(vars: &[(&str, &str)]) -> Result<ConsumerConfig, ConfigError> {
+        let env = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        runfleet_common::config::load_from(None, Some(env))
+    }
+
+    #[test]
+    fn lookahead_beyond_the_slots_is_refused_naming_the_setting() {
+        let slots = ("RUNFLEET_CONSUMER__SLOTS", "2");
+        let config = from_env(&[slots, ("RUNFLEET_CONSUMER__LOOKAHEAD", "2")]).unwrap();
+        assert_eq!(config.consumer.lookahead, 2);
+        assert_eq!(from_env(&[slots]).unwrap().consumer.lookahead, 0);
+        let message = from_env(&[slots, ("RUNFLEET_CONSUMER__LOOKAHEAD", "3")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("RUNFLEET_CONSUMER__LOOKAHEAD")
+                && message.contains("give 0 to consumer.slots (2)"),
+            "{message}"
+        );
     }
 }

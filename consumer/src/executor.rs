@@ -42,6 +42,22 @@ pub struct Executed {
     pub elapsed: Duration,
 }
 
+/// The removal of a finished run's work directory, already under way on the blocking
+/// pool. It is not on the run's path: the caller awaits it after the result commit it
+/// overlaps, and before the ack, so no more work dirs exist than unacked messages.
+#[must_use = "await the removal before taking the next run"]
+pub struct WorkDirRemoval(Option<tokio::task::JoinHandle<()>>);
+
+impl WorkDirRemoval {
+    /// Waits until the directory is gone (or its removal failed; a leftover is replaced
+    /// when the same attempt runs here again).
+    pub async fn done(self) {
+        if let Some(task) = self.0 {
+            let _ = task.await;
+        }
+    }
+}
+
 fn failure(code: &str, message: String) -> Outcome {
     Outcome {
         status: RunStatus::Failed,
@@ -120,17 +136,21 @@ impl Executor {
         queue: &str,
         cancel: &CancellationToken,
         live: &Arc<LiveOutput>,
-    ) -> Executed {
+    ) -> (Executed, WorkDirRemoval) {
         let work = self
             .config
             .work_dir
             .join("runs")
             .join(format!("{}-{}", run.run_id, run.attempt));
         let executed = self.execute_in(run, queue, &work, cancel, live).await;
-        if !self.config.keep_work_dirs {
-            let _ = tokio::fs::remove_dir_all(&work).await;
-        }
-        executed
+        let removal = if self.config.keep_work_dirs {
+            WorkDirRemoval(None)
+        } else {
+            WorkDirRemoval(Some(tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_dir_all(&work);
+            })))
+        };
+        (executed, removal)
     }
 
     async fn execute_in(

@@ -1,6 +1,8 @@
-//! The consume loop: one channel per worker queue (prefetch = slots), deliveries handled
-//! in tasks bounded by a slot semaphore, each run claimed, executed, committed, and only
-//! then acked. Reconnects to RabbitMQ with backoff when the connection drops.
+//! The consume loop: one channel per worker queue (prefetch = slots + lookahead),
+//! deliveries handled in tasks bounded by a slot semaphore, each run claimed, executed,
+//! committed, and only then acked. A run gives its slot back when its script ends, so the
+//! commit and ack of one run overlap the start of the next. Reconnects to RabbitMQ with
+//! backoff when the connection drops.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -107,9 +109,11 @@ impl Worker {
                 amqp::declare_topology(&channel, &cfg.amqp, &cfg.consumer.queues).await?;
             }
             // Quorum queues only support per-consumer prefetch: each queue's channel may hold
-            // up to `slots` messages; the semaphore keeps execution at `slots` overall.
+            // up to `slots + lookahead` messages; the semaphore keeps execution at `slots`
+            // overall.
+            let prefetch = (cfg.consumer.slots + cfg.consumer.lookahead) as u16;
             channel
-                .basic_qos(cfg.consumer.slots as u16, BasicQosOptions { global: false })
+                .basic_qos(prefetch, BasicQosOptions { global: false })
                 .await?;
             let tag = format!("{}.{}", cfg.consumer.worker_id, queue);
             let consumer = channel
@@ -330,20 +334,15 @@ impl Worker {
                 return;
             }
         };
-        let permit = tokio::select! {
-            p = self.slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+        let slot = tokio::select! {
+            p = self.slots.clone().acquire_owned() => Slot::taken(p.expect("semaphore is never closed")),
             // Not started: the message returns to the queue when the connection closes.
             _ = shutdown.cancelled() => return,
         };
-        CONSUMER_SLOTS.with_label_values(&["busy"]).inc();
-        CONSUMER_SLOTS.with_label_values(&["idle"]).dec();
         let span = run_span(&delivery, &message, &queue);
-        self.process(&delivery, message, &queue, &shutdown)
+        self.process(&delivery, message, &queue, slot, &shutdown)
             .instrument(span)
             .await;
-        CONSUMER_SLOTS.with_label_values(&["busy"]).dec();
-        CONSUMER_SLOTS.with_label_values(&["idle"]).inc();
-        drop(permit);
     }
 
     async fn claim(&self, message: RunMessage, shutdown: &Shutdown) -> Option<Claim> {
@@ -412,6 +411,7 @@ impl Worker {
         delivery: &Delivery,
         message: RunMessage,
         queue: &str,
+        slot: Slot,
         shutdown: &Shutdown,
     ) {
         let run_id = message.run_id;
@@ -448,7 +448,7 @@ impl Worker {
                     live,
                 },
             );
-        let executed = match self.reveal_secrets(&run, shutdown).await {
+        let (executed, removal) = match self.reveal_secrets(&run, shutdown).await {
             Some(Ok(values)) => {
                 // Only now are the values to redact from live output known.
                 let live = Arc::new(LiveOutput::new(
@@ -466,12 +466,19 @@ impl Worker {
                     entry.live = live.clone();
                 }
                 run.secret_env = values;
-                self.executor.execute(&run, queue, &cancel, &live).await
+                let (executed, removal) = self.executor.execute(&run, queue, &cancel, &live).await;
+                (executed, Some(removal))
             }
-            Some(Err(why)) => crate::executor::Executor::not_started("secret_unavailable", why),
+            Some(Err(why)) => (
+                crate::executor::Executor::not_started("secret_unavailable", why),
+                None,
+            ),
             // Shutting down before the run started: its message is redelivered.
             None => return,
         };
+        // The script's work is over: its slot may take the next run (already here with
+        // `lookahead`) while this result is committed and acked.
+        drop(slot);
         let outcome = executed.outcome;
         let status = outcome.status.as_str();
         RUN_DURATION
@@ -508,6 +515,9 @@ impl Worker {
         }
         .instrument(tracing::info_span!("result_commit", status))
         .await;
+        if let Some(removal) = removal {
+            removal.done().await;
+        }
         self.running
             .lock()
             .expect("running map is never poisoned")
@@ -518,6 +528,26 @@ impl Worker {
         if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
             tracing::warn!(%run_id, error = %e, "ack failed after commit; a redelivery will be skipped");
         }
+    }
+}
+
+/// A slot taken by a run (it shows in the busy-slots gauge until dropped).
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Slot {
+    fn taken(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        CONSUMER_SLOTS.with_label_values(&["busy"]).inc();
+        CONSUMER_SLOTS.with_label_values(&["idle"]).dec();
+        Slot { _permit: permit }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        CONSUMER_SLOTS.with_label_values(&["busy"]).dec();
+        CONSUMER_SLOTS.with_label_values(&["idle"]).inc();
     }
 }
 

@@ -593,10 +593,14 @@ impl Drop for Fleet {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let _ = admin_client()
-                    .await
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
-                    .await;
+                if std::env::var("KEEP_DB").is_err() {
+                    let _ = admin_client()
+                        .await
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+                        .await;
+                } else {
+                    eprintln!("kept {db_name}");
+                }
                 if let Ok(conn) =
                     lapin::Connection::connect(&amqp_url(&amqp_addr()), Default::default()).await
                 {
@@ -803,6 +807,10 @@ impl Fleet {
             .env("RUNFLEET_HTTP__LISTEN", "127.0.0.1:0")
             .env("RUNFLEET_LOG__LEVEL", "warn")
             .env("RUNFLEET_CONSUMER__SLOTS", c.consumer.slots.to_string())
+            .env(
+                "RUNFLEET_CONSUMER__LOOKAHEAD",
+                c.consumer.lookahead.to_string(),
+            )
             .env("RUNFLEET_CONSUMER__QUEUES", c.consumer.queues.join(","))
             .env(
                 "RUNFLEET_CONSUMER__WORKER_ID",

@@ -92,11 +92,22 @@ async fn submitted_run_succeeds_with_result_logs_and_exact_arguments() {
     assert_eq!(logs["stderr"], "a warning\n");
     assert_eq!(logs["stdout_truncated"], false);
 
-    // The work directory is removed after the run.
-    let leftovers: Vec<_> = std::fs::read_dir(fleet.work_dir.join("runs"))
-        .unwrap()
-        .collect();
-    assert!(leftovers.is_empty(), "work dirs left: {leftovers:?}");
+    // The work directory is removed after the run (alongside the result commit, before
+    // the ack, so it may lag the final status by a moment).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let leftovers: Vec<_> = std::fs::read_dir(fleet.work_dir.join("runs"))
+            .unwrap()
+            .collect();
+        if leftovers.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "work dirs left: {leftovers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -930,6 +941,110 @@ async fn slots_run_scripts_in_parallel() {
         "starts spread over {spread:.2}s: slots did not run in parallel"
     );
     assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+/// With `slots` 1: how many of 3 queued 1.5 s runs stay in the queue while the first
+/// runs, and the most that ever ran at once.
+async fn held_and_concurrency(lookahead: usize) -> (u32, usize) {
+    let mut fleet = Fleet::start_with(FleetOptions {
+        with_consumer: false,
+        ..FleetOptions::default()
+    })
+    .await;
+    fleet.consumer_config.consumer.slots = 1;
+    fleet.consumer_config.consumer.lookahead = lookahead;
+    fleet
+        .register("nap.py", "import time\ntime.sleep(1.5)\n")
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(fleet.submit(json!({"script": "nap.py"})).await);
+    }
+    fleet.start_consumer().await;
+    let queue = runfleet_common::amqp::queue_name(&fleet.amqp, "default");
+    let db = fleet.db().await;
+    let running = || async {
+        db.query_one("SELECT count(*) FROM runs WHERE status = 'running'", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0) as usize
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while running().await == 0 {
+        assert!(std::time::Instant::now() < deadline, "no run started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // RabbitMQ has handed out what the prefetch allows by the time the first run started.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held_back = fleet.queue_depth(&queue).await;
+    let mut most = 0;
+    for id in &ids {
+        loop {
+            most = most.max(running().await);
+            let (_, run) = fleet.get(&format!("/runs/{id}")).await;
+            if run["status"] == "succeeded" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{run}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    (held_back, most)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookahead_holds_one_more_message_but_runs_no_more_than_the_slots() {
+    let ((held_plain, most_plain), (held_ahead, most_ahead)) =
+        tokio::join!(held_and_concurrency(0), held_and_concurrency(1));
+    assert_eq!(
+        held_plain, 2,
+        "without lookahead: only the running run's message is out"
+    );
+    assert_eq!(
+        held_ahead, 1,
+        "lookahead 1: the next run's message waits on the consumer"
+    );
+    assert_eq!(most_plain, 1);
+    assert_eq!(
+        most_ahead, 1,
+        "lookahead must not run more than consumer.slots"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_run_stores_no_logs_row_and_reads_as_empty() {
+    let fleet = Fleet::start().await;
+    fleet.register("quiet.sh", "exit 0\n").await;
+    fleet.register("loud.sh", "echo out; echo err >&2\n").await;
+    let quiet = fleet.submit(json!({"script": "quiet.sh"})).await;
+    let loud = fleet.submit(json!({"script": "loud.sh"})).await;
+    for id in [&quiet, &loud] {
+        assert_eq!(fleet.wait_final(id, WAIT).await["status"], "succeeded");
+    }
+    let db = fleet.db().await;
+    let rows = |id: &str| {
+        let id: uuid::Uuid = id.parse().unwrap();
+        let db = &db;
+        async move {
+            db.query_one("SELECT count(*) FROM run_logs WHERE run_id = $1", &[&id])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(rows(&quiet).await, 0);
+    assert_eq!(rows(&loud).await, 1);
+    let (status, logs) = fleet.get(&format!("/runs/{quiet}/logs")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (logs["stdout"].as_str(), logs["stderr"].as_str()),
+        (Some(""), Some(""))
+    );
+    let (_, logs) = fleet.get(&format!("/runs/{loud}/logs")).await;
+    assert_eq!(
+        (logs["stdout"].as_str(), logs["stderr"].as_str()),
+        (Some("out\n"), Some("err\n"))
+    );
 }
 
 fn chrono_secs(rfc3339: &str) -> f64 {

@@ -18,7 +18,7 @@
 //! finished/s for `--latency-seconds`, submit→started and submit→finished percentiles.
 //!
 //!   cargo run --release -p runfleet-tests --bin dispatch-bench -- [--runs 2000]
-//!       [--script-runs 500] [--slots 2] [--repeat 3] [--latency-seconds 30] [--no-celery]
+//!       [--script-runs 500] [--slots 2] [--lookahead 0] [--repeat 3] [--latency-seconds 30] [--no-celery]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -372,6 +372,7 @@ async fn main() {
     let runs = flag_value("--runs", 2000);
     let script_runs = flag_value("--script-runs", 500);
     let slots = flag_value("--slots", 2);
+    let lookahead = flag_value("--lookahead", 0);
     let repeat = flag_value("--repeat", 3).max(1);
     let latency_seconds = flag_value("--latency-seconds", 30) as u64;
     let with_celery = !std::env::args().any(|a| a == "--no-celery");
@@ -389,6 +390,7 @@ async fn main() {
     })
     .await;
     fleet.consumer_config.consumer.slots = slots;
+    fleet.consumer_config.consumer.lookahead = lookahead;
     std::fs::create_dir_all(&fleet.work_dir).unwrap();
     let mut consumer = fleet
         .consumer_command()
@@ -464,7 +466,7 @@ async fn main() {
     let producer_peak_rss = status_kib(std::process::id(), "VmHWM:") as f64 / 1024.0;
 
     println!(
-        "dispatch-bench: medians of {repeat} passes; {runs} shell and {script_runs} script runs a pass; {slots} consumer slots = Celery concurrency; runfleet submits by POST /runs/batch"
+        "dispatch-bench: medians of {repeat} passes; {runs} shell and {script_runs} script runs a pass; {slots} consumer slots = Celery concurrency, consumer.lookahead {lookahead}; runfleet submits by POST /runs/batch"
     );
     println!();
     println!(

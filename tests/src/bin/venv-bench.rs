@@ -148,7 +148,8 @@ async fn hit_start_ms(executor: &Executor, requirements: &[String]) -> f64 {
         .as_nanos() as f64;
     let never = tokio_util::sync::CancellationToken::new();
     let live = std::sync::Arc::new(runfleet_consumer::live::LiveOutput::disabled());
-    let executed = executor.execute(&run, "default", &never, &live).await;
+    let (executed, removal) = executor.execute(&run, "default", &never, &live).await;
+    removal.done().await;
     let started = executed
         .outcome
         .result
