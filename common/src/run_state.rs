@@ -242,10 +242,10 @@ pub async fn finish(
     debug_assert!(outcome.status.is_final());
     let retryable = matches!(outcome.status, RunStatus::Failed | RunStatus::TimedOut);
     // Most runs print nothing: no row for them saves an insert and its index entry.
-    let has_logs = !(outcome.stdout.text.is_empty()
-        && outcome.stderr.text.is_empty()
-        && !outcome.stdout.truncated
-        && !outcome.stderr.truncated);
+    let has_logs = !outcome.stdout.text.is_empty()
+        || !outcome.stderr.text.is_empty()
+        || outcome.stdout.truncated
+        || outcome.stderr.truncated;
     // One statement (atomic on its own, one round trip, prepared once per connection):
     // the run's move, its attempt row and its logs. The inserts read the UPDATE's
     // RETURNING, so they write nothing when the run was no longer running this attempt.
