@@ -145,9 +145,9 @@ pub struct WorkerConfig {
     pub slots: usize,
     /// Messages a queue's channel may hold beyond `slots` (default 0). With 1, the next
     /// run is already here when a script ends, so it starts while the previous result is
-    /// committed and acked: more runs/s for short scripts. The cost: while all slots are
-    /// busy, that message waits here even if another consumer is idle, so keep 0 for
-    /// queues of long runs.
+    /// committed and acked: more runs/s for short scripts when the CPU is not the limit.
+    /// The cost: while all slots are busy, that message waits here even if another
+    /// consumer is idle, so keep 0 for queues of long runs.
     pub lookahead: usize,
     /// Worker queues to consume, comma-separated in the environment.
     #[serde(deserialize_with = "string_list")]
