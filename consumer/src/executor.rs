@@ -45,12 +45,13 @@ pub struct Executed {
 /// The removal of a finished run's work directory, already under way on the blocking
 /// pool. It is not on the run's path: the caller awaits it after the result commit it
 /// overlaps, and before the ack, so no more work dirs exist than unacked messages.
-#[must_use = "await the removal before taking the next run"]
+#[must_use = "await the removal before the ack"]
+#[derive(Default)]
 pub struct WorkDirRemoval(Option<tokio::task::JoinHandle<()>>);
 
 impl WorkDirRemoval {
     /// Waits until the directory is gone (or its removal failed; a leftover is replaced
-    /// when the same attempt runs here again).
+    /// when the same attempt runs here again). The default has nothing to remove.
     pub async fn done(self) {
         if let Some(task) = self.0 {
             let _ = task.await;
@@ -144,7 +145,7 @@ impl Executor {
             .join(format!("{}-{}", run.run_id, run.attempt));
         let executed = self.execute_in(run, queue, &work, cancel, live).await;
         let removal = if self.config.keep_work_dirs {
-            WorkDirRemoval(None)
+            WorkDirRemoval::default()
         } else {
             WorkDirRemoval(Some(tokio::task::spawn_blocking(move || {
                 let _ = std::fs::remove_dir_all(&work);

@@ -32,7 +32,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::ConsumerConfig;
-use crate::executor::Executor;
+use crate::executor::{Executor, WorkDirRemoval};
 use crate::live::LiveOutput;
 
 /// Takes run messages and executes them.
@@ -466,12 +466,11 @@ impl Worker {
                     entry.live = live.clone();
                 }
                 run.secret_env = values;
-                let (executed, removal) = self.executor.execute(&run, queue, &cancel, &live).await;
-                (executed, Some(removal))
+                self.executor.execute(&run, queue, &cancel, &live).await
             }
             Some(Err(why)) => (
                 crate::executor::Executor::not_started("secret_unavailable", why),
-                None,
+                WorkDirRemoval::default(),
             ),
             // Shutting down before the run started: its message is redelivered.
             None => return,
@@ -515,9 +514,7 @@ impl Worker {
         }
         .instrument(tracing::info_span!("result_commit", status))
         .await;
-        if let Some(removal) = removal {
-            removal.done().await;
-        }
+        removal.done().await;
         self.running
             .lock()
             .expect("running map is never poisoned")

@@ -593,14 +593,10 @@ impl Drop for Fleet {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                if std::env::var("KEEP_DB").is_err() {
-                    let _ = admin_client()
-                        .await
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
-                        .await;
-                } else {
-                    eprintln!("kept {db_name}");
-                }
+                let _ = admin_client()
+                    .await
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+                    .await;
                 if let Ok(conn) =
                     lapin::Connection::connect(&amqp_url(&amqp_addr()), Default::default()).await
                 {
