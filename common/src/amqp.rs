@@ -373,6 +373,10 @@ impl Publisher {
     pub async fn close(&self) {
         let link = self.inner.state.lock().await.link.take();
         if let Some(link) = link {
+            // Channel first: closing the connection under an open channel leaves lapin to
+            // close the channel in the background once its last handle drops, and that
+            // late close fails against the closing connection, logged as an ERROR.
+            let _ = link.channel.close(200, "shutdown".into()).await;
             let _ = link.connection.close(200, "shutdown".into()).await;
         }
     }

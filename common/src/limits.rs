@@ -25,9 +25,9 @@ pub struct RunLimits {
 }
 
 /// Smallest memory limit accepted: below it not even an interpreter starts.
-const MIN_MEMORY_BYTES: u64 = 32 << 20;
+pub const MIN_MEMORY_BYTES: u64 = 32 << 20;
 /// Smallest open-files limit accepted (stdin, stdout, stderr and a few more).
-const MIN_OPEN_FILES: u64 = 16;
+pub const MIN_OPEN_FILES: u64 = 16;
 
 impl RunLimits {
     /// Checks the values a client gave (`field` names the object, e.g. `limits`).

@@ -5,6 +5,12 @@
 /// Longest script name accepted.
 pub const MAX_SCRIPT_NAME: usize = 128;
 
+/// Longest queue name.
+pub const MAX_QUEUE_NAME: usize = 64;
+
+/// Longest parameter key.
+pub const MAX_PARAMETER_KEY: usize = 64;
+
 /// `fetch_rss.py`: starts with a letter or digit, then letters, digits, `_ . -`; no `..`;
 /// at most 128 characters.
 pub fn is_valid_script_name(name: &str) -> bool {
@@ -34,7 +40,7 @@ pub fn is_valid_env_name(name: &str) -> bool {
 
 /// Worker queue names (and the AMQP prefix): 1-64 of `A-Z a-z 0-9 _ . -`.
 pub fn is_valid_queue_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
+    (1..=MAX_QUEUE_NAME).contains(&name.len())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
@@ -47,7 +53,7 @@ pub fn is_valid_parameter_key(key: &str) -> bool {
     let Some(first) = chars.next() else {
         return false;
     };
-    key.len() <= 64
+    key.len() <= MAX_PARAMETER_KEY
         && (first.is_ascii_alphabetic() || first == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
 }

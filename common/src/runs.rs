@@ -471,6 +471,15 @@ pub(crate) fn check_parameters(params: &Map<String, Value>, max_bytes: usize) ->
         ));
     }
     for (key, value) in params {
+        if let Some(n) = oversized_number(value) {
+            return Err(Error::invalid(
+                "invalid_parameters",
+                format!("parameters.{key}"),
+                format!(
+                    "parameter '{key}' holds the number {n:e}, beyond the {MAX_JSON_NUMBER:e} a run can keep; pass it as a string"
+                ),
+            ));
+        }
         if depth(value) > MAX_PARAMETER_DEPTH {
             return Err(Error::invalid(
                 "parameters_too_deep",
@@ -493,6 +502,21 @@ fn depth(v: &Value) -> usize {
         Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
         Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
         _ => 0,
+    }
+}
+
+/// Largest magnitude of a JSON number a record keeps. Postgres stores a jsonb number as an
+/// exact decimal, and one within a few units in the last place of `f64::MAX` does not read
+/// back as an f64 (serde_json calls it out of range): the run could no longer be read.
+pub const MAX_JSON_NUMBER: f64 = 1e308;
+
+/// The first number in `v` whose magnitude is beyond [`MAX_JSON_NUMBER`].
+pub fn oversized_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64().filter(|x| x.abs() > MAX_JSON_NUMBER),
+        Value::Array(a) => a.iter().find_map(oversized_number),
+        Value::Object(o) => o.values().find_map(oversized_number),
+        _ => None,
     }
 }
 
@@ -537,9 +561,16 @@ fn check_timeout(policy: &SubmitPolicy, t: Option<i64>) -> Result<i32, Error> {
     }
 }
 
+/// Longest idempotency key, in characters.
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+
 fn check_idempotency_key(key: Option<&str>) -> Result<(), Error> {
     match key {
-        Some(k) if k.is_empty() || k.len() > 200 || k.chars().any(char::is_control) => {
+        Some(k)
+            if k.is_empty()
+                || k.chars().count() > MAX_IDEMPOTENCY_KEY
+                || k.chars().any(char::is_control) =>
+        {
             Err(Error::invalid(
                 "invalid_idempotency_key",
                 "idempotency_key",
@@ -1099,6 +1130,15 @@ mod tests {
         let mut p = Map::new();
         p.insert("url".into(), Value::String("x".into()));
         assert!(check_parameters(&p, 100).is_ok());
+        let huge: Map<String, Value> =
+            serde_json::from_str(r#"{"x": [1, {"y": -1.7976931348623157e308}]}"#).unwrap();
+        assert_eq!(
+            field(check_parameters(&huge, 100).unwrap_err()),
+            "parameters.x"
+        );
+        let fine: Map<String, Value> =
+            serde_json::from_str(r#"{"x": 1e308, "y": 1e-400}"#).unwrap();
+        assert!(check_parameters(&fine, 100).is_ok());
         p.insert("--evil".into(), Value::Bool(true));
         assert_eq!(
             field(check_parameters(&p, 100).unwrap_err()),

@@ -19,6 +19,8 @@ use crate::spawn::{self, Command, Rlimit};
 /// How a child ended.
 #[derive(Debug)]
 pub struct Finished {
+    /// The script's pid, which is also its process group id.
+    pub pid: i32,
     /// The exit status, or None when it was killed for running too long.
     pub status: Option<ExitStatus>,
     /// True when the timeout fired.
@@ -183,6 +185,7 @@ pub async fn run(
             .unwrap_or_default(),
     };
     Ok(Finished {
+        pid: pgid,
         status,
         timed_out,
         cancelled,
@@ -247,16 +250,41 @@ mod tests {
         );
     }
 
-    /// True while `pid` is a live process (a zombie waiting for its reaper counts as gone).
-    fn running(pid: i32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z'),
-            Err(_) => false,
+    /// The state letter and process group of `pid` from `/proc/<pid>/stat`, if it exists.
+    fn state_and_group(pid: &str) -> Option<(char, i32)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The name in parentheses may hold spaces; the fields after it do not.
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+        let state = fields.next()?.chars().next()?;
+        let group = fields.nth(1)?.parse().ok()?;
+        Some((state, group))
+    }
+
+    /// The live members of process group `pgid` (a zombie waiting for its reaper is gone).
+    fn live_members(pgid: i32) -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| matches!(state_and_group(name), Some((s, g)) if g == pgid && s != 'Z'))
+            .filter_map(|name| name.parse().ok())
+            .collect()
+    }
+
+    /// Fails unless every member of group `pgid` is gone within 5 s. A SIGKILLed process
+    /// dies only when it next gets a CPU, which on a loaded machine can be after `run`
+    /// has returned, so a look right after the kill would race it.
+    async fn assert_group_ends(pgid: i32) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let live = live_members(pgid);
+            if live.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "members {live:?} of group {pgid} outlived it"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -284,15 +312,10 @@ mod tests {
 
     #[tokio::test]
     async fn timeout_kills_the_whole_group_even_if_sigterm_is_ignored() {
-        let dir = std::env::temp_dir().join(format!("rf-child-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pidfile = dir.join("grandchild.pid");
-        let script = format!(
-            "trap '' TERM; sleep 30 & echo $! > {}; wait",
-            pidfile.display()
-        );
+        // The sleep inherits the ignored SIGTERM. The group is scanned rather than a pid
+        // file read: under load the shell may not have written one within the timeout.
         let f = run(
-            sh(&script),
+            sh("trap '' TERM; sleep 30 & wait"),
             &limits(300),
             &CancellationToken::new(),
             &no_live(),
@@ -301,16 +324,7 @@ mod tests {
         .unwrap();
         assert!(f.timed_out);
         assert!(f.status.is_none());
-        let grandchild: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(
-            !running(grandchild),
-            "grandchild {grandchild} survived the timeout"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_group_ends(f.pid).await;
     }
 
     #[tokio::test]
@@ -325,8 +339,8 @@ mod tests {
         .unwrap();
         assert_eq!(f.status.unwrap().code(), Some(0));
         let pid: i32 = f.stdout.text.trim().parse().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(!running(pid), "background process {pid} survived");
+        assert_ne!(pid, f.pid, "the shell printed its own pid");
+        assert_group_ends(f.pid).await;
     }
 
     #[tokio::test]
@@ -375,9 +389,12 @@ mod tests {
     #[tokio::test]
     async fn a_pipe_held_by_a_process_outside_the_group_does_not_hold_the_run() {
         let pidfile = std::env::temp_dir().join(format!("rf-setsid-{}", std::process::id()));
+        // The shell waits for the escaped process's pid (written whole by mv): a fixed
+        // pause could end, and the group be killed, before setsid has left it.
         let script = format!(
-            "setsid sh -c 'echo $$ > {}; exec sleep 30' & sleep 0.3; echo started",
-            pidfile.display()
+            "setsid sh -c 'echo $$ > {p}.tmp; mv {p}.tmp {p}; exec sleep 30' & \
+             while [ ! -s {p} ]; do sleep 0.01; done; echo started",
+            p = pidfile.display()
         );
         let started = Instant::now();
         let f = run(

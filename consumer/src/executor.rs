@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runfleet_common::run_state::{CapturedOutput, ClaimedRun, Outcome, RunStatus};
-use runfleet_common::runs::contains_nul;
+use runfleet_common::runs::{MAX_JSON_NUMBER, contains_nul, oversized_number};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -392,7 +392,15 @@ fn read_result(path: &Path, limit: u64) -> (Option<Value>, Option<String>) {
             None,
             Some("result JSON contains a NUL character, which cannot be stored".into()),
         ),
-        Ok(v) => (Some(v), None),
+        Ok(v) => match oversized_number(&v) {
+            Some(n) => (
+                None,
+                Some(format!(
+                    "result JSON holds the number {n:e}, beyond the {MAX_JSON_NUMBER:e} a run can keep; write it as a string"
+                )),
+            ),
+            None => (Some(v), None),
+        },
         Err(e) => (
             None,
             Some(format!(

@@ -36,7 +36,6 @@ use runfleet_common::amqp::Publisher;
 use runfleet_common::db;
 use runfleet_common::shutdown::Shutdown;
 use tokio::net::TcpListener;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api_error::ApiError;
@@ -132,7 +131,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/runs/runs", axum::routing::post(routes::compat::create))
         .route("/runs/runs/{id}", get(routes::compat::get))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .merge(
+            SwaggerUi::new("/docs")
+                .external_url_unchecked("/openapi.json", openapi::document(&state.policy)),
+        )
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

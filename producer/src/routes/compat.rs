@@ -31,7 +31,8 @@ pub struct HubRun {
     pub max_attempts: Option<i64>,
     /// Delay before the first retry in seconds (default 10; doubles each attempt).
     pub retry_backoff_seconds: Option<f64>,
-    /// Longest delay between attempts in seconds (default 600).
+    /// Longest delay between attempts in seconds (default 600), at least
+    /// `retry_backoff_seconds`.
     pub retry_backoff_max_seconds: Option<f64>,
     /// Same key → the same run.
     pub idempotency_key: Option<String>,
@@ -39,7 +40,10 @@ pub struct HubRun {
 
 /// Submits a run the automation hub's way.
 #[utoipa::path(post, path = "/runs/runs", tag = "automation hub compatibility", request_body = HubRun,
-    responses((status = 202, body = Run), (status = 422, body = ErrorBody)))]
+    responses((status = 202, description = "accepted, status queued", body = Run),
+        (status = 200, description = "idempotency_key seen before: that run", body = Run),
+        (status = 409, description = "idempotency_key reused with other inputs", body = ErrorBody),
+        (status = 422, description = "invalid field", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<HubRun>,

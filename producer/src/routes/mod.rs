@@ -32,6 +32,19 @@ pub fn parse_id(raw: &str, what: &str) -> Result<uuid::Uuid, ApiError> {
     })
 }
 
+/// A text filter from the query string (`?script=`, `?task=`, `?actor=`): None when absent
+/// or empty. A NUL, which Postgres cannot compare, is a 400 naming `field`.
+pub fn text_filter(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.contains('\0') => Err(bad_query(
+            field,
+            format!("{field} must not contain a NUL character"),
+        )),
+        Some(v) if v.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
 /// A 400 for a bad query-string parameter `field`.
 pub fn bad_query(field: &str, message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message).with_field(field)

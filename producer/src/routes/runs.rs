@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::api_error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
-use crate::routes::{bad_query, parse_run_id};
+use crate::routes::{bad_query, parse_run_id, text_filter};
 use crate::state::AppState;
 
 /// Body of `POST /runs`.
@@ -38,7 +38,8 @@ pub struct CreateRun {
     pub max_attempts: Option<i64>,
     /// Delay before the first retry in seconds (default 10; doubles each attempt).
     pub retry_backoff_seconds: Option<f64>,
-    /// Longest delay between attempts in seconds (default 600).
+    /// Longest delay between attempts in seconds (default 600), at least
+    /// `retry_backoff_seconds`.
     pub retry_backoff_max_seconds: Option<f64>,
     /// Same key → the same run, not a second one.
     pub idempotency_key: Option<String>,
@@ -212,6 +213,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 
 /// Query of `GET /runs/{id}/logs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// Attempt number (default: the latest).
     pub attempt: Option<String>,
@@ -220,7 +222,8 @@ pub struct LogsQuery {
 /// Captured stdout/stderr of one attempt (the latest by default).
 #[utoipa::path(get, path = "/runs/{id}/logs", tag = "runs",
     params(("id" = uuid::Uuid, Path, description = "run id"), LogsQuery),
-    responses((status = 200, body = RunLogs), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = RunLogs), (status = 404, body = ErrorBody),
+        (status = 422, description = "the run has no such attempt", body = ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -310,6 +313,7 @@ pub async fn retry(
 
 /// Query of `GET /runs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only runs in this status.
     pub status: Option<String>,
@@ -369,7 +373,7 @@ pub async fn list(
     };
     let filter = RunFilter {
         status,
-        script: q.script.filter(|s| !s.is_empty()),
+        script: text_filter("script", q.script)?,
         limit,
         cursor,
     };

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::api_error::{ApiError, ApiResult, ErrorBody};
 use crate::json::ApiJson;
-use crate::routes::{bad_query, parse_id};
+use crate::routes::{bad_query, parse_id, text_filter};
 use crate::state::AppState;
 
 /// The settings of a schedule (`POST /schedules`, `PUT /schedules/{id}`).
@@ -74,6 +74,7 @@ pub async fn create(
 
 /// Query of `GET /schedules`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only the schedules of this task.
     pub task: Option<String>,
@@ -87,7 +88,9 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<Schedule>>> {
     let Query(q) = query.map_err(|e| bad_query("query", e.body_text()))?;
-    Ok(Json(schedules::list(&state.pool, q.task.as_deref()).await?))
+    Ok(Json(
+        schedules::list(&state.pool, text_filter("task", q.task)?.as_deref()).await?,
+    ))
 }
 
 /// One schedule.
@@ -183,6 +186,7 @@ pub struct FireTimes {
 
 /// Query of `GET /schedules/{id}/next`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NextQuery {
     /// How many (1-1000, default 10).
     pub count: Option<String>,
@@ -222,6 +226,7 @@ pub async fn next(
 
 /// Query of `GET /schedules/preview`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PreviewQuery {
     /// Cron expression.
     pub cron: Option<String>,

@@ -15,7 +15,8 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskBody {
-    /// Name (only in `POST /tasks`): `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 128.
+    /// Name (`POST /tasks`; in `PUT` the URL names the task, and a body `name` other than
+    /// the URL's is refused): `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 128.
     pub name: Option<String>,
     /// Script name.
     pub script: String,
@@ -32,7 +33,8 @@ pub struct TaskBody {
     pub max_attempts: Option<i64>,
     /// Delay before the first retry in seconds (default 10).
     pub retry_backoff_seconds: Option<f64>,
-    /// Longest delay between attempts in seconds (default 600).
+    /// Longest delay between attempts in seconds (default 600), at least
+    /// `retry_backoff_seconds`.
     pub retry_backoff_max_seconds: Option<f64>,
     /// Extra environment variables for the script (string values; not `RUNFLEET_*`).
     #[schema(value_type = Option<Object>)]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::api_error::{ApiResult, ErrorBody};
 use crate::json::ApiJson;
-use crate::routes::{bad_query, parse_id};
+use crate::routes::{bad_query, parse_id, text_filter};
 use crate::state::AppState;
 
 /// Body of `POST /tokens`.
@@ -62,6 +62,7 @@ pub async fn revoke(
 
 /// Query of `GET /audit`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// At most this many entries (1-1000, default 100).
@@ -88,6 +89,12 @@ pub async fn audit_log(
         ));
     }
     Ok(Json(
-        audit::list(&state.pool, limit, q.before, q.actor.as_deref()).await?,
+        audit::list(
+            &state.pool,
+            limit,
+            q.before,
+            text_filter("actor", q.actor)?.as_deref(),
+        )
+        .await?,
     ))
 }
