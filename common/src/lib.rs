@@ -15,6 +15,7 @@
 //! - [`fleet`] — the registry consumers announce themselves in.
 //! - [`access`], [`audit`] — API tokens with roles, and the audit log of changes.
 //! - [`metrics`], [`telemetry`], [`ops_http`], [`shutdown`] — running in production.
+#![forbid(unsafe_code)]
 
 pub mod access;
 pub mod amqp;

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::live::LiveOutput;
 use crate::output::capture;
-use crate::spawn::{self, Command, Rlimit};
+use crate::spawn::{self, Command, Rlimit, signal_group};
 
 /// How a child ended.
 #[derive(Debug)]
@@ -74,20 +74,6 @@ fn rlimit_table(limits: &RunLimits) -> Vec<Rlimit> {
         table.push(both(libc::RLIMIT_NPROC, v));
     }
     table
-}
-
-/// Sends `signal` to every process in group `pgid`; a group that is already gone is fine.
-fn signal_group(pgid: i32, signal: i32) {
-    // SAFETY: kill(2) with a negative pid only sends a signal; no memory is touched.
-    unsafe {
-        libc::kill(-pgid, signal);
-    }
-}
-
-/// True while any process of group `pgid` exists.
-pub fn group_alive(pgid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence and permission.
-    unsafe { libc::kill(-pgid, 0) == 0 }
 }
 
 /// Kills the group when dropped, so a cancelled or panicking run task leaves no process.

@@ -1,4 +1,5 @@
 //! `runfleet-consumer`: reads config, sets up logging, runs the worker until SIGTERM.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 

@@ -11,6 +11,7 @@
 //!   gauges read from RabbitMQ and Postgres.
 //! - [`openapi`] — `/openapi.json` and the Swagger UI at `/docs`.
 //! - [`ui`] — the web console at `/ui` (runs, scripts, tasks, schedules, fleet).
+#![forbid(unsafe_code)]
 
 pub mod api_error;
 pub mod auth;

@@ -1,4 +1,5 @@
 //! `runfleet-producer`: the API server, and `runfleet-producer migrate`.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 

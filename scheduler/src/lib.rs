@@ -2,6 +2,7 @@
 //! insert and publish steps the API uses, and serves `/health`, `/ready` (Postgres
 //! reachable) and `/metrics`. Run several for availability: they share the work and a
 //! fire is never made twice.
+#![forbid(unsafe_code)]
 
 pub mod firing;
 

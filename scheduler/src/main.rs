@@ -1,4 +1,5 @@
 //! `runfleet-scheduler`: reads config, sets up logging, runs until SIGTERM.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 

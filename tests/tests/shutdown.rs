@@ -10,10 +10,7 @@ use serde_json::json;
 const SCRIPT: &str = "import os, sys, time\nlog = sys.argv[sys.argv.index('--log') + 1]\nopen(log, 'a').write('start\\n')\nif os.environ['RUNFLEET_ATTEMPT'] == '1':\n    time.sleep(float(sys.argv[sys.argv.index('--seconds') + 1]))\nopen(log, 'a').write('end\\n')\n";
 
 fn sigterm(child: &std::process::Child) {
-    // SAFETY: sending a signal touches no memory of ours.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    runfleet_tests::send_signal(child.id() as i32, libc::SIGTERM);
 }
 
 fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<i32> {

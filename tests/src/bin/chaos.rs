@@ -179,10 +179,7 @@ async fn main() {
 
     wait_for(runs * 4 / 5).await;
     let (t, at) = (Instant::now(), chrono::Utc::now());
-    // SAFETY: sending a signal touches no memory of ours.
-    unsafe {
-        libc::kill(consumers[1].id() as i32, libc::SIGTERM);
-    }
+    runfleet_tests::send_signal(consumers[1].id() as i32, libc::SIGTERM);
     let mut old = std::mem::replace(&mut consumers[1], fleet.spawn_consumer_process());
     let code = tokio::task::spawn_blocking(move || old.wait().ok().and_then(|s| s.code()))
         .await

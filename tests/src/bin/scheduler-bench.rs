@@ -90,10 +90,7 @@ async fn main() {
     // Let the last fires of the window publish.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let hwm = status_kib(pid, "VmHWM:");
-    // SAFETY: a signal touches no memory of ours.
-    unsafe {
-        libc::kill(pid as i32, libc::SIGTERM);
-    }
+    runfleet_tests::send_signal(pid as i32, libc::SIGTERM);
     let _ = scheduler.wait();
 
     let db = fleet.db().await;
