@@ -1,18 +1,23 @@
 //! The run state machine: every status change of a run is here, as a guarded SQL UPDATE.
 //!
 //! ```text
-//! queued → running → succeeded | failed | timed_out
-//!            ├─ failed | timed_out with attempts left → retrying → (due) queued, attempt + 1
-//!            │
-//!            └─ heartbeat stale (consumer died) → queued, attempt + 1
-//!                                                 (→ dead after max_reclaims)
-//! <final> → queued, attempt + 1                (POST /runs/{id}/retry)
-//! queued → cancelled                       (POST /runs/{id}/cancel)
-//! running → cancel requested → cancelled   (the consumer terminates the script)
+//! queued ──claim──▶ running ──finish──▶ succeeded | failed | timed_out | cancelled
+//!                      └─finish: failed | timed_out with attempts left──▶ retrying
+//! retrying ──promote_due_retries (due)──▶ queued, attempt + 1
+//! running ──reclaim_stale (heartbeat stale: its consumer died)──▶ queued, attempt + 1
+//!                                                  (──▶ dead once max_reclaims is reached)
+//! running ──release (drain grace over at consumer shutdown)──▶ queued, attempt + 1
+//! queued ──dead_letter (RabbitMQ dead-lettered its message)──▶ dead
+//! queued | retrying ──cancel──▶ cancelled
+//! running ──cancel──▶ running, cancel requested (its consumer stops the script, and
+//!                     finish records cancelled)
+//! succeeded | failed | timed_out | cancelled | dead ──retry (POST /runs/{id}/retry)──▶
+//!                     queued, attempt + 1
 //! ```
-//! running → queued, attempt + 1               (drain grace over at consumer shutdown)
+//!
 //! Each UPDATE names the status (and attempt) it moves from, so a stale or duplicate
-//! message can never move a run that has already moved on.
+//! message can never move a run that has already moved on. tests/tests/run_state.rs tries
+//! every transition from every status.
 
 use deadpool_postgres::GenericClient;
 use serde::{Deserialize, Serialize};

@@ -157,6 +157,72 @@ async fn admin_client() -> tokio_postgres::Client {
     client
 }
 
+/// Creates database `name` and applies the migrations; returns its URL.
+async fn create_database(name: &str) -> String {
+    admin_client()
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let db_url = format!("{}/{name}", pg_server());
+    let pool = runfleet_common::db::pool(&DatabaseConfig {
+        url: db_url.clone(),
+        pool_size: 8,
+        connect_timeout_seconds: 3,
+    });
+    runfleet_common::db::migrate(&pool)
+        .await
+        .expect("migrate test database");
+    pool.close();
+    db_url
+}
+
+/// A migrated database of one test's own and nothing else (no producer, no broker, no
+/// background loops), for code called directly; dropped with it.
+pub struct TestDb {
+    /// A pool on it.
+    pub pool: runfleet_common::db::DbPool,
+    name: String,
+}
+
+impl TestDb {
+    /// Creates and migrates a fresh database.
+    pub async fn create() -> TestDb {
+        let name = format!(
+            "rf_test_{}",
+            &uuid::Uuid::now_v7().simple().to_string()[20..]
+        );
+        let url = create_database(&name).await;
+        let pool = runfleet_common::db::pool(&DatabaseConfig {
+            url,
+            pool_size: 4,
+            connect_timeout_seconds: 3,
+        });
+        TestDb { pool, name }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        self.pool.close();
+        let name = self.name.clone();
+        // Drop cannot await: the database goes on a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let _ = admin_client()
+                    .await
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
 impl Fleet {
     /// Starts a fleet with default options.
     pub async fn start() -> Fleet {
@@ -168,22 +234,12 @@ impl Fleet {
         // The random tail of a v7 id (its head is a timestamp shared by tests starting together).
         let id = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
         let db_name = format!("rf_test_{id}");
-        admin_client()
-            .await
-            .batch_execute(&format!("CREATE DATABASE {db_name}"))
-            .await
-            .expect("create test database");
-        let db_url = format!("{}/{db_name}", pg_server());
+        let db_url = create_database(&db_name).await;
         let database = DatabaseConfig {
             url: db_url.clone(),
             pool_size: 8,
             connect_timeout_seconds: 3,
         };
-        let pool = runfleet_common::db::pool(&database);
-        runfleet_common::db::migrate(&pool)
-            .await
-            .expect("migrate test database");
-        pool.close();
 
         let amqp = AmqpConfig {
             url: amqp_url(&amqp_addr()),
