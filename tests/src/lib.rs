@@ -177,6 +177,27 @@ async fn create_database(name: &str) -> String {
     db_url
 }
 
+/// Drops database `name` (connections to it are closed first).
+async fn drop_database(name: &str) {
+    let _ = admin_client()
+        .await
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
+}
+
+/// Runs `work` to its end on a thread with a runtime of its own: `Drop` cannot await, and
+/// the test's runtime may be shutting down.
+fn block_on_own_thread(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for cleanup")
+            .block_on(work)
+    })
+    .join();
+}
+
 /// A migrated database of one test's own and nothing else (no producer, no broker, no
 /// background loops), for code called directly; dropped with it.
 pub struct TestDb {
@@ -206,20 +227,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         self.pool.close();
         let name = self.name.clone();
-        // Drop cannot await: the database goes on a thread with its own runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let _ = admin_client()
-                    .await
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-            });
-        })
-        .join();
+        block_on_own_thread(async move { drop_database(&name).await });
     }
 }
 
@@ -643,51 +651,40 @@ impl Drop for Fleet {
         let db_name = self.db_name.clone();
         let amqp = self.amqp.clone();
         let work_dir = self.work_dir.clone();
-        // Drop cannot await: clean up on a thread with its own runtime.
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let _ = admin_client()
-                    .await
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
-                    .await;
-                if let Ok(conn) =
-                    lapin::Connection::connect(&amqp_url(&amqp_addr()), Default::default()).await
-                {
-                    if let Ok(ch) = conn.create_channel().await {
-                        for q in ["default", "other"] {
-                            let name = runfleet_common::amqp::queue_name(&amqp, q);
-                            let _ = ch
-                                .queue_delete(name.as_str().into(), Default::default())
-                                .await;
-                        }
-                        for name in [
-                            runfleet_common::amqp::dead_letter_queue(&amqp),
-                            runfleet_common::amqp::parked_queue(&amqp),
-                        ] {
-                            let _ = ch
-                                .queue_delete(name.as_str().into(), Default::default())
-                                .await;
-                        }
-                        let dlx = runfleet_common::amqp::dead_letter_exchange(&amqp);
+        block_on_own_thread(async move {
+            drop_database(&db_name).await;
+            if let Ok(conn) =
+                lapin::Connection::connect(&amqp_url(&amqp_addr()), Default::default()).await
+            {
+                if let Ok(ch) = conn.create_channel().await {
+                    for q in ["default", "other"] {
+                        let name = runfleet_common::amqp::queue_name(&amqp, q);
                         let _ = ch
-                            .exchange_delete(dlx.as_str().into(), Default::default())
+                            .queue_delete(name.as_str().into(), Default::default())
                             .await;
-                        // Closed before the connection: a channel dropped while its
-                        // connection is still open asks lapin to close it in the
-                        // background, which then races the connection close and logs
-                        // "Connection error: invalid channel state: Closing".
-                        let _ = ch.close(200, "".into()).await;
                     }
-                    let _ = conn.close(200, "".into()).await;
+                    for name in [
+                        runfleet_common::amqp::dead_letter_queue(&amqp),
+                        runfleet_common::amqp::parked_queue(&amqp),
+                    ] {
+                        let _ = ch
+                            .queue_delete(name.as_str().into(), Default::default())
+                            .await;
+                    }
+                    let dlx = runfleet_common::amqp::dead_letter_exchange(&amqp);
+                    let _ = ch
+                        .exchange_delete(dlx.as_str().into(), Default::default())
+                        .await;
+                    // Closed before the connection: a channel dropped while its
+                    // connection is still open asks lapin to close it in the
+                    // background, which then races the connection close and logs
+                    // "Connection error: invalid channel state: Closing".
+                    let _ = ch.close(200, "".into()).await;
                 }
-            });
+                let _ = conn.close(200, "".into()).await;
+            }
             let _ = std::fs::remove_dir_all(work_dir);
         });
-        let _ = cleanup.join();
     }
 }
 

@@ -52,6 +52,24 @@ async fn run_in(db: &TestDb, status: RunStatus) -> Uuid {
     id
 }
 
+/// A database of its own holding the script `s.sh` every run here uses.
+async fn db_with_script() -> TestDb {
+    let db = TestDb::create().await;
+    scripts::register(
+        &db.pool,
+        NewScript {
+            name: "s.sh".into(),
+            content: "exit 0\n".into(),
+            language: None,
+            requirements: vec![],
+        },
+        1 << 16,
+    )
+    .await
+    .unwrap();
+    db
+}
+
 async fn state(db: &TestDb, id: Uuid) -> (RunStatus, i32) {
     let row = db
         .pool
@@ -83,19 +101,7 @@ type Expect = fn(RunStatus) -> Option<(RunStatus, i32)>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transition_from_every_status_moves_only_what_it_may() {
-    let db = TestDb::create().await;
-    scripts::register(
-        &db.pool,
-        NewScript {
-            name: "s.sh".into(),
-            content: "exit 0\n".into(),
-            language: None,
-            requirements: vec![],
-        },
-        1 << 16,
-    )
-    .await
-    .unwrap();
+    let db = db_with_script().await;
 
     let table: [(&str, Expect); 9] = [
         ("claim", |s| (s == Queued).then_some((Running, 1))),
@@ -190,19 +196,7 @@ async fn every_transition_from_every_status_moves_only_what_it_may() {
 /// status: a stale message or a late consumer never moves a run that moved on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_attempt_moves_nothing() {
-    let db = TestDb::create().await;
-    scripts::register(
-        &db.pool,
-        NewScript {
-            name: "s.sh".into(),
-            content: "exit 0\n".into(),
-            language: None,
-            requirements: vec![],
-        },
-        1 << 16,
-    )
-    .await
-    .unwrap();
+    let db = db_with_script().await;
     let queued = run_in(&db, Queued).await;
     let client = db.pool.get().await.unwrap();
     assert!(matches!(
