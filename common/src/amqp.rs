@@ -64,6 +64,17 @@ pub fn parked_queue(config: &AmqpConfig) -> String {
     format!("{}.parked", config.prefix)
 }
 
+/// Closes `channels`, then `connection` (errors ignored: this is shutdown). In that order
+/// because a channel whose last handle drops while its connection is open is closed by
+/// lapin in the background, and that late close fails against the closing connection and
+/// is logged as an ERROR ("invalid channel state: Closing").
+pub async fn close_in_order(channels: &[&Channel], connection: &Connection, reason: &str) {
+    for channel in channels {
+        let _ = channel.close(200, reason.into()).await;
+    }
+    let _ = connection.close(200, reason.into()).await;
+}
+
 /// Opens a connection, bounded by `amqp.timeout_seconds`.
 pub async fn connect(config: &AmqpConfig, name: &str) -> Result<Connection, AmqpError> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
@@ -373,11 +384,7 @@ impl Publisher {
     pub async fn close(&self) {
         let link = self.inner.state.lock().await.link.take();
         if let Some(link) = link {
-            // Channel first: closing the connection under an open channel leaves lapin to
-            // close the channel in the background once its last handle drops, and that
-            // late close fails against the closing connection, logged as an ERROR.
-            let _ = link.channel.close(200, "shutdown".into()).await;
-            let _ = link.connection.close(200, "shutdown".into()).await;
+            close_in_order(&[&link.channel], &link.connection, "shutdown").await;
         }
     }
 }

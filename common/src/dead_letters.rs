@@ -161,13 +161,7 @@ async fn watch_once(
             break Err(e);
         }
     };
-    // Channel before connection (see `amqp::Publisher::close`).
-    let _ = channel
-        .close(200, "dead-letter watcher stopping".into())
-        .await;
-    let _ = connection
-        .close(200, "dead-letter watcher stopping".into())
-        .await;
+    amqp::close_in_order(&[&channel], &connection, "dead-letter watcher stopping").await;
     result
 }
 

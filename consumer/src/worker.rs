@@ -276,12 +276,9 @@ impl Worker {
             self.release_unfinished().await;
         }
         if let Some(sub) = subscription {
-            // Channels before their connection (see `amqp::Publisher::close`); unacked
-            // messages go back to the queue either way.
-            for (channel, _) in &sub.channels {
-                let _ = channel.close(200, "shutdown".into()).await;
-            }
-            let _ = sub.connection.close(200, "shutdown".into()).await;
+            // Unacked messages go back to the queue as the channels close.
+            let channels: Vec<&Channel> = sub.channels.iter().map(|(c, _)| c).collect();
+            amqp::close_in_order(&channels, &sub.connection, "shutdown").await;
         }
     }
 

@@ -633,8 +633,7 @@ impl Fleet {
             )
             .await
             .unwrap();
-        let _ = ch.close(200, "".into()).await;
-        let _ = conn.close(200, "".into()).await;
+        runfleet_common::amqp::close_in_order(&[&ch], &conn, "done").await;
         q.message_count()
     }
 }
@@ -675,13 +674,10 @@ impl Drop for Fleet {
                     let _ = ch
                         .exchange_delete(dlx.as_str().into(), Default::default())
                         .await;
-                    // Closed before the connection: a channel dropped while its
-                    // connection is still open asks lapin to close it in the
-                    // background, which then races the connection close and logs
-                    // "Connection error: invalid channel state: Closing".
-                    let _ = ch.close(200, "".into()).await;
+                    runfleet_common::amqp::close_in_order(&[&ch], &conn, "cleanup").await;
+                } else {
+                    let _ = conn.close(200, "".into()).await;
                 }
-                let _ = conn.close(200, "".into()).await;
             }
             let _ = std::fs::remove_dir_all(work_dir);
         });
