@@ -82,9 +82,12 @@ pub async fn record_or_retry(pool: &DbPool, change: Change) {
     let pool = pool.clone();
     tokio::spawn(async move {
         let started = std::time::Instant::now();
-        let mut backoff = std::time::Duration::from_millis(250);
+        let mut backoff = crate::retry::Backoff::new(
+            std::time::Duration::from_millis(250),
+            std::time::Duration::from_secs(5),
+        );
         loop {
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(backoff.next_wait()).await;
             match record(&pool, &change).await {
                 Ok(()) => return,
                 Err(e) if started.elapsed() >= RETRY_FOR => {
@@ -93,7 +96,7 @@ pub async fn record_or_retry(pool: &DbPool, change: Change) {
                         target = change.target, "audit record lost after retrying");
                     return;
                 }
-                Err(_) => backoff = (backoff * 2).min(std::time::Duration::from_secs(5)),
+                Err(_) => {}
             }
         }
     });

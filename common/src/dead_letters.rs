@@ -11,8 +11,6 @@
 //! 3. acks it. A crash between the steps repeats them on redelivery: step 1 is then a
 //!    no-op, step 2 may park a second copy, nothing is lost.
 
-use std::time::Duration;
-
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -27,10 +25,9 @@ use crate::config::AmqpConfig;
 use crate::db::{DbError, DbPool};
 use crate::message::RunMessage;
 use crate::metrics::DEAD_LETTERS;
+use crate::retry::{self, Backoff};
 use crate::run_state;
 use crate::shutdown::Shutdown;
-
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Why RabbitMQ dead-lettered a message, from its first `x-death` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,19 +105,20 @@ impl Handled {
 
 /// Watches `<prefix>.dead` until `shutdown`, reconnecting to RabbitMQ with backoff.
 pub async fn watch(config: AmqpConfig, pool: DbPool, shutdown: Shutdown) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::reconnect();
     while !shutdown.is_cancelled() {
-        match watch_once(&config, &pool, &shutdown).await {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "dead-letter watcher lost RabbitMQ");
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+        let wait = match watch_once(&config, &pool, &shutdown).await {
+            Ok(()) => {
+                backoff.reset();
+                backoff.peek()
             }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => return,
-        }
+            Err(e) => {
+                let wait = backoff.next_wait();
+                tracing::warn!(error = %e, retry_in = ?wait, "dead-letter watcher lost RabbitMQ");
+                wait
+            }
+        };
+        retry::pause(wait, &shutdown).await;
     }
 }
 
@@ -205,24 +203,12 @@ async fn mark_dead(
     shutdown: &Shutdown,
 ) -> Option<bool> {
     let reason = reason.to_string();
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let attempt = async {
-            let client = pool.get().await.map_err(DbError::from)?;
-            run_state::dead_letter(&client, message.run_id, message.attempt, &reason).await
-        };
-        match attempt.await {
-            Ok(moved) => return Some(moved),
-            Err(e) => {
-                tracing::warn!(run_id = %message.run_id, error = %e, "cannot record dead letter; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.cancelled() => return None,
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-        }
-    }
+    let what = format!("cannot record the dead letter of run {}", message.run_id);
+    retry::until_ok(&what, Backoff::statement(), shutdown, || async {
+        let client = pool.get().await.map_err(DbError::from)?;
+        run_state::dead_letter(&client, message.run_id, message.attempt, &reason).await
+    })
+    .await
 }
 
 async fn park(

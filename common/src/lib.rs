@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod names;
 pub mod ops_http;
 pub mod requirements;
+pub mod retry;
 pub mod run_state;
 pub mod runs;
 pub mod schedules;

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 pub use config::ConsumerConfig;
 use runfleet_common::ops_http;
+use runfleet_common::retry;
 use runfleet_common::shutdown::Shutdown;
 use runfleet_common::{db, fleet};
 use tokio::net::TcpListener;
@@ -177,27 +178,30 @@ impl Consumer {
 async fn announce_forever(
     worker: Arc<worker::Worker>,
     pool: db::DbPool,
-    mut info: fleet::ConsumerInfo,
+    info: fleet::ConsumerInfo,
     every: std::time::Duration,
     shutdown: Shutdown,
 ) {
     use runfleet_common::metrics::{VENV_BYTES, VENV_ENTRIES};
-    loop {
-        info.busy = worker.busy_slots() as i32;
-        info.venv_entries = VENV_ENTRIES.get() as i32;
-        info.venv_bytes = VENV_BYTES.get();
-        let announced = async {
-            let client = pool.get().await.map_err(db::DbError::from)?;
-            fleet::announce(&client, &info).await
+    retry::every(every, &shutdown, || {
+        let now = fleet::ConsumerInfo {
+            busy: worker.busy_slots() as i32,
+            venv_entries: VENV_ENTRIES.get() as i32,
+            venv_bytes: VENV_BYTES.get(),
+            ..info.clone()
         };
-        if let Err(e) = announced.await {
-            tracing::debug!(error = %e, "cannot announce this consumer; will retry");
+        let pool = &pool;
+        async move {
+            let announced = async {
+                let client = pool.get().await.map_err(db::DbError::from)?;
+                fleet::announce(&client, &now).await
+            };
+            if let Err(e) = announced.await {
+                tracing::debug!(error = %e, "cannot announce this consumer; will retry");
+            }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.cancelled() => return,
-        }
-    }
+    })
+    .await;
 }
 
 /// Applies the venv cache's age and size limits every `interval`.
@@ -206,16 +210,13 @@ async fn evict_forever(
     interval: std::time::Duration,
     shutdown: Shutdown,
 ) {
-    loop {
+    retry::every(interval, &shutdown, || async {
         let removed = venvs.evict().await;
         if removed > 0 {
             tracing::info!(removed, "venv eviction");
         }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.cancelled() => return,
-        }
-    }
+    })
+    .await;
 }
 
 /// Binds and runs a consumer until `shutdown`.

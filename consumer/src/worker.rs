@@ -18,11 +18,13 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use runfleet_common::amqp::{self, AmqpError};
-use runfleet_common::db::DbPool;
+use runfleet_common::db::{DbError, DbPool};
 use runfleet_common::live_logs;
 use runfleet_common::message::RunMessage;
 use runfleet_common::metrics::{CONSUMER_SLOTS, RUN_DURATION, RUN_QUEUE_WAIT, RUNS_FINISHED};
+use runfleet_common::retry::{self, Backoff};
 use runfleet_common::run_state::{self, Claim};
+use runfleet_common::secrets::{self, RevealError};
 use runfleet_common::shutdown::Shutdown;
 use runfleet_common::telemetry;
 use tokio::sync::Semaphore;
@@ -47,7 +49,7 @@ pub struct Worker {
     /// stale attempt still finishing here must not drop the entry of a newer attempt.
     running: std::sync::Mutex<HashMap<(Uuid, i32), Running>>,
     /// Keys for script secrets (None: none configured).
-    keyring: Option<runfleet_common::secrets::Keyring>,
+    keyring: Option<secrets::Keyring>,
 }
 
 /// A run executing on this consumer.
@@ -56,12 +58,6 @@ struct Running {
     cancel: CancellationToken,
     /// What it printed since the last flush.
     live: Arc<LiveOutput>,
-}
-
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
-
-fn next_backoff(current: Duration) -> Duration {
-    (current * 2).min(MAX_BACKOFF)
 }
 
 struct Subscription {
@@ -78,7 +74,7 @@ impl Worker {
             .set(slots as i64);
         CONSUMER_SLOTS.with_label_values(&["busy"]).set(0);
         // Checked by the config's validation already.
-        let keyring = runfleet_common::secrets::Keyring::from_config(&config.secrets)
+        let keyring = secrets::Keyring::from_config(&config.secrets)
             .ok()
             .flatten();
         Worker {
@@ -141,24 +137,21 @@ impl Worker {
     pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
         let watcher = tokio::spawn(self.clone().watch_running_forever());
         let mut tasks = JoinSet::new();
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::reconnect();
         let mut subscription = None;
         while !shutdown.is_cancelled() {
             let (sub, consumers) = match self.subscribe().await {
                 Ok(s) => s,
                 Err(e) => {
                     self.broker_up.store(false, Ordering::Relaxed);
-                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot consume from RabbitMQ");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => break,
-                    }
-                    backoff = next_backoff(backoff);
+                    let wait = backoff.next_wait();
+                    tracing::warn!(error = %e, retry_in = ?wait, "cannot consume from RabbitMQ");
+                    retry::pause(wait, &shutdown).await;
                     continue;
                 }
             };
             self.broker_up.store(true, Ordering::Relaxed);
-            backoff = Duration::from_millis(200);
+            backoff.reset();
             tracing::info!(queues = ?self.config.consumer.queues, slots = self.config.consumer.slots, "consuming");
             let queues = self.config.consumer.queues.clone();
             let mut deliveries = select_all(
@@ -192,9 +185,7 @@ impl Worker {
             }
             self.broker_up.store(false, Ordering::Relaxed);
             subscription = Some(sub);
-            if !shutdown.is_cancelled() {
-                tokio::time::sleep(backoff).await;
-            }
+            retry::pause(backoff.peek(), &shutdown).await;
         }
         self.drain(tasks, subscription).await;
         watcher.abort();
@@ -349,24 +340,16 @@ impl Worker {
 
     async fn claim(&self, message: RunMessage, shutdown: &Shutdown) -> Option<Claim> {
         let worker = &self.config.consumer.worker_id;
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let attempt = async {
+        retry::until_ok(
+            "cannot claim run",
+            Backoff::statement(),
+            shutdown,
+            || async {
                 let client = self.pool.get().await?;
                 run_state::claim(&client, message.run_id, message.attempt, worker).await
-            };
-            match attempt.await {
-                Ok(claim) => return Some(claim),
-                Err(e) => {
-                    tracing::warn!(run_id = %message.run_id, error = %e, "cannot claim run; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => return None,
-                    }
-                    backoff = next_backoff(backoff);
-                }
-            }
-        }
+            },
+        )
+        .await
     }
 
     /// The values of the run's secrets; `Some(Err)` when the run cannot have them (it
@@ -375,37 +358,27 @@ impl Worker {
         &self,
         run: &run_state::ClaimedRun,
         shutdown: &Shutdown,
-    ) -> Option<Result<Vec<runfleet_common::secrets::SecretEnv>, String>> {
+    ) -> Option<Result<Vec<secrets::SecretEnv>, String>> {
         let mapping = run.secrets.as_object().cloned().unwrap_or_default();
         if mapping.is_empty() {
             // Most runs have no secrets: no pool checkout on their path.
             return Some(Ok(Vec::new()));
         }
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let attempt = async {
-                let client = self
-                    .pool
-                    .get()
-                    .await
-                    .map_err(|e| runfleet_common::secrets::RevealError::Db(e.into()))?;
-                runfleet_common::secrets::reveal(&client, self.keyring.as_ref(), &mapping).await
-            };
-            match attempt.await {
-                Ok(values) => return Some(Ok(values)),
-                Err(runfleet_common::secrets::RevealError::Unavailable(why)) => {
-                    return Some(Err(why));
+        retry::until_ok(
+            "cannot read the run's secrets",
+            Backoff::statement(),
+            shutdown,
+            || async {
+                let client = self.pool.get().await.map_err(DbError::from)?;
+                match secrets::reveal(&client, self.keyring.as_ref(), &mapping).await {
+                    Ok(values) => Ok(Ok(values)),
+                    // Not an outage: the run fails saying why.
+                    Err(RevealError::Unavailable(why)) => Ok(Err(why)),
+                    Err(RevealError::Db(e)) => Err(e),
                 }
-                Err(runfleet_common::secrets::RevealError::Db(e)) => {
-                    tracing::warn!(run_id = %run.run_id, error = %e, "cannot read the run's secrets; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => return None,
-                    }
-                    backoff = next_backoff(backoff);
-                }
-            }
-        }
+            },
+        )
+        .await
     }
 
     async fn process(
@@ -488,34 +461,23 @@ impl Worker {
 
         // The result must be in Postgres before the ack: keep trying (a Postgres restart
         // is waited out); if this process dies meanwhile, the message is redelivered.
-        async {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let commit = async {
-                    let client = self.pool.get().await?;
-                    run_state::finish(&client, run_id, run.attempt, &outcome).await
-                };
-                match commit.await {
-                    Ok(None) => {
-                        tracing::warn!(%run_id, "run moved on while it ran; result not recorded");
-                        break;
-                    }
-                    Ok(Some(moved_to)) => {
-                        if moved_to == run_state::RunStatus::Retrying {
-                            tracing::info!(%run_id, attempt = run.attempt, "attempt failed; retry scheduled");
-                        }
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(%run_id, error = %e, retry_in = ?backoff, "cannot record result; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = next_backoff(backoff);
-                    }
-                }
-            }
-        }
+        let moved_to = retry::until_ok_even_at_shutdown(
+            "cannot record result",
+            Backoff::statement(),
+            || async {
+                let client = self.pool.get().await?;
+                run_state::finish(&client, run_id, run.attempt, &outcome).await
+            },
+        )
         .instrument(tracing::info_span!("result_commit", status))
         .await;
+        match moved_to {
+            None => tracing::warn!(%run_id, "run moved on while it ran; result not recorded"),
+            Some(run_state::RunStatus::Retrying) => {
+                tracing::info!(%run_id, attempt = run.attempt, "attempt failed; retry scheduled")
+            }
+            Some(_) => {}
+        }
         removal.done().await;
         self.running
             .lock()

@@ -9,6 +9,8 @@
 //! - [`auth`] — bearer tokens, the role each route needs, the audit record of changes.
 //! - [`http_telemetry`] — request spans and HTTP metrics; [`queue_stats`] — queue depth
 //!   gauges read from RabbitMQ and Postgres.
+//! - [`sweeper`] — takes back runs of dead consumers, queues due retries, publishes the
+//!   outbox.
 //! - [`openapi`] — `/openapi.json` and the Swagger UI at `/docs`.
 //! - [`ui`] — the web console at `/ui` (runs, scripts, tasks, schedules, fleet).
 #![forbid(unsafe_code)]
@@ -22,11 +24,11 @@ pub mod openapi;
 pub mod queue_stats;
 pub mod routes;
 pub mod state;
+pub mod sweeper;
 pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -227,7 +229,7 @@ impl Producer {
                 "no bootstrap token (auth.bootstrap_token): only tokens stored in Postgres are accepted"
             );
         }
-        let sweeper = tokio::spawn(sweep_outbox_forever(self.state.clone(), shutdown.clone()));
+        let sweeper = tokio::spawn(sweeper::sweep_forever(self.state.clone(), shutdown.clone()));
         let queue_stats = tokio::spawn(queue_stats::report_forever(
             self.state.clone(),
             shutdown.clone(),
@@ -257,66 +259,6 @@ impl Producer {
         let _ = queue_stats.await;
         let _ = dead_letters.await;
         publisher.close().await;
-    }
-}
-
-/// Every `producer.outbox_interval_ms`: takes back runs whose consumer died (stale
-/// heartbeat) and publishes runs whose publish was not confirmed (broker down at submit, a
-/// crash between commit and publish, or just reclaimed).
-async fn sweep_outbox_forever(state: AppState, shutdown: Shutdown) {
-    let cfg = &state.config.producer;
-    let interval = Duration::from_millis(cfg.outbox_interval_ms);
-    let min_age = Duration::from_secs(cfg.outbox_min_age_seconds);
-    let reclaim_after = Duration::from_secs(cfg.reclaim_after_seconds);
-    let max_reclaims = cfg.max_reclaims;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        let requeued = async {
-            let client = state
-                .pool
-                .get()
-                .await
-                .map_err(runfleet_common::db::DbError::from)?;
-            let reclaimed =
-                runfleet_common::run_state::reclaim_stale(&client, reclaim_after, max_reclaims)
-                    .await?;
-            let retried = runfleet_common::run_state::promote_due_retries(&client).await?;
-            Ok::<_, runfleet_common::db::DbError>((reclaimed, retried))
-        };
-        match requeued.await {
-            Ok((reclaimed, retried)) => {
-                if !reclaimed.requeued.is_empty() {
-                    tracing::warn!(runs = ?reclaimed.requeued, "runs whose consumer stopped heartbeating were queued again");
-                }
-                if !reclaimed.dead.is_empty() {
-                    tracing::error!(runs = ?reclaimed.dead, "runs whose consumers kept dying are dead");
-                }
-                if !retried.is_empty() {
-                    tracing::info!(runs = ?retried, "retries due: queued again");
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "requeue sweep failed; will retry"),
-        }
-        loop {
-            match runfleet_common::runs::sweep_outbox(&state.pool, &state.publisher, min_age, 500)
-                .await
-            {
-                Ok(0) => break,
-                Ok(n) => {
-                    tracing::info!(published = n, "outbox sweep published runs");
-                    if n < 500 {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "outbox sweep failed; will retry");
-                    break;
-                }
-            }
-        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use runfleet_common::db::DbError;
 use runfleet_common::metrics::{QUEUE_CONSUMERS, QUEUE_MESSAGES_READY, QUEUE_OLDEST_AGE};
+use runfleet_common::retry;
 use runfleet_common::shutdown::Shutdown;
 
 use crate::state::AppState;
@@ -18,7 +19,7 @@ use crate::state::AppState;
 /// `/ready` already reports it).
 pub async fn report_forever(state: AppState, shutdown: Shutdown) {
     let interval = Duration::from_millis(state.config.producer.queue_stats_interval_ms);
-    loop {
+    retry::every(interval, &shutdown, || async {
         match state.publisher.queue_stats().await {
             Ok(stats) => {
                 for s in stats {
@@ -41,11 +42,8 @@ pub async fn report_forever(state: AppState, shutdown: Shutdown) {
             }
             Err(e) => tracing::debug!(error = %e, "cannot read queued run ages from Postgres"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.cancelled() => return,
-        }
-    }
+    })
+    .await;
 }
 
 /// Seconds the oldest queued run of each queue has waited (queues with none are absent).

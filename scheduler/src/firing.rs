@@ -17,6 +17,7 @@ use runfleet_common::db::DbPool;
 use runfleet_common::metrics::{
     SCHEDULER_FIRE_LAG, SCHEDULER_FIRES, SCHEDULER_OVERDUE, SCHEDULER_SCHEDULES,
 };
+use runfleet_common::retry::{self, Backoff};
 use runfleet_common::schedules::{self, CHANGES_CHANNEL};
 use runfleet_common::shutdown::Shutdown;
 use tokio::sync::Notify;
@@ -46,7 +47,8 @@ pub async fn fire_forever(
     ));
     // The schedules gauge is recounted after every announced change and every GAUGE_EVERY.
     let mut gauge_at = tokio::time::Instant::now();
-    let mut backoff = Duration::from_millis(200);
+    // Capped at 5 s, not 10: a schedule fires late by up to this once Postgres is back.
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     while !shutdown.is_cancelled() {
         if tokio::time::Instant::now() >= gauge_at {
             refresh_gauge(&pool).await;
@@ -54,7 +56,7 @@ pub async fn fire_forever(
         }
         let wait = match fire_all_due(&pool, &publisher).await {
             Ok(()) => {
-                backoff = Duration::from_millis(200);
+                backoff.reset();
                 match schedules::next_due(&pool).await {
                     Ok(Some(at)) => (at - Utc::now())
                         .to_std()
@@ -64,14 +66,13 @@ pub async fn fire_forever(
                     Ok(None) => max_idle,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read the next fire time; retrying");
-                        backoff
+                        backoff.peek()
                     }
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "cannot fire schedules; retrying");
-                let wait = backoff;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let wait = backoff.next_wait();
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot fire schedules; retrying");
                 wait
             }
         };
@@ -144,7 +145,7 @@ async fn refresh_gauge(pool: &DbPool) {
 /// Keeps a `LISTEN runfleet_schedules` connection open (reconnecting with backoff) and
 /// wakes the loop on every notification and after every reconnect.
 async fn listen_forever(database_url: String, changed: Arc<Notify>, shutdown: Shutdown) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::reconnect();
     while !shutdown.is_cancelled() {
         match tokio_postgres::connect(&database_url, tokio_postgres::NoTls).await {
             Ok((client, mut connection)) => {
@@ -174,7 +175,7 @@ async fn listen_forever(database_url: String, changed: Arc<Notify>, shutdown: Sh
                     tracing::warn!(error = %e, "cannot LISTEN for schedule changes");
                     driver.abort();
                 } else {
-                    backoff = Duration::from_millis(200);
+                    backoff.reset();
                     // Changes made while no listener was up are picked up now.
                     changed.notify_one();
                     loop {
@@ -189,13 +190,9 @@ async fn listen_forever(database_url: String, changed: Arc<Notify>, shutdown: Sh
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "cannot connect to listen for schedule changes")
+                tracing::warn!(error = %e, retry_in = ?backoff.peek(), "cannot connect to listen for schedule changes")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        retry::pause(backoff.next_wait(), &shutdown).await;
     }
 }
