@@ -6,22 +6,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use runfleet_common::run_state::{CapturedOutput, ClaimedRun, Outcome, RunStatus};
-use runfleet_common::runs::{MAX_JSON_NUMBER, contains_nul, oversized_number};
-use serde_json::Value;
+use runfleet_common::run_state::{ClaimedRun, Outcome};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::argv::parameters_to_args;
 use crate::child::{self, Limits};
 use crate::config::WorkerConfig;
+use crate::environment::{self, RunFiles};
 use crate::live::LiveOutput;
+use crate::outcome::{self, ResultFile, Stops, failure};
 use crate::spawn::Command;
 use crate::venv::{Lease, VenvCache, VenvError};
-
-/// Variables passed through from the consumer's own environment; nothing else is (the
-/// consumer's database and broker URLs must never reach a script).
-const PASSED_THROUGH: &[&str] = &["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ"];
 
 /// Runs scripts for one consumer.
 #[derive(Debug, Clone)]
@@ -56,19 +52,6 @@ impl WorkDirRemoval {
         if let Some(task) = self.0 {
             let _ = task.await;
         }
-    }
-}
-
-fn failure(code: &str, message: String) -> Outcome {
-    Outcome {
-        status: RunStatus::Failed,
-        exit_code: None,
-        error_code: Some(code.into()),
-        error: Some(message),
-        result: None,
-        stdout: CapturedOutput::default(),
-        stderr: CapturedOutput::default(),
-        venv_signature: None,
     }
 }
 
@@ -162,10 +145,6 @@ impl Executor {
         cancel: &CancellationToken,
         live: &Arc<LiveOutput>,
     ) -> Executed {
-        let not_started = |code: &str, message: String| Executed {
-            outcome: failure(code, message),
-            elapsed: Duration::ZERO,
-        };
         let (interpreter, lease) = match self
             .interpreter(run)
             .instrument(tracing::info_span!("venv", language = %run.language))
@@ -176,67 +155,37 @@ impl Executor {
         };
         let venv_signature = lease.as_ref().map(|l| l.signature.clone());
         let params_json = run.parameters.to_string();
-        let params_path = work.join("params.json");
-        let result_path = work.join("result.json");
+        let files = RunFiles::in_dir(work);
         let ext = if run.language == "python" { "py" } else { "sh" };
         let script = self
             .config
             .work_dir
             .join("scripts")
             .join(format!("{}.{ext}", run.sha256));
-        let files = WorkFiles {
+        let setup = WorkFiles {
             work: work.to_path_buf(),
             script: script.clone(),
             content: run.content.clone(),
-            params_path: params_path.clone(),
+            params_path: files.params.clone(),
             params_json: params_json.clone(),
         };
         // One hop to the blocking pool for all of the run's file set-up.
-        match tokio::task::spawn_blocking(move || files.create()).await {
+        match tokio::task::spawn_blocking(move || setup.create()).await {
             Ok(Ok(())) => {}
-            Ok(Err(message)) => return not_started("workdir_failed", message),
-            Err(e) => return not_started("workdir_failed", format!("file set-up failed: {e}")),
+            Ok(Err(message)) => return Executor::not_started("workdir_failed", message),
+            Err(e) => {
+                return Executor::not_started("workdir_failed", format!("file set-up failed: {e}"));
+            }
         }
 
         let mut command = Command::new(&interpreter);
         command
             .arg(&script)
             .args(parameters_to_args(&run.parameters))
-            .current_dir(work)
-            .env_from_consumer(PASSED_THROUGH);
-        // The task's env (names checked by the API: never RUNFLEET_*); the variables below
-        // still win, so a task cannot move the run out of its work dir.
-        if let Some(env) = run.env.as_object() {
-            for (name, value) in env {
-                if let Some(value) = value.as_str() {
-                    command.env(name, value);
-                }
-            }
-        }
-        // Secrets after the task's env (a task cannot map a RUNFLEET_* name).
-        for secret in &run.secret_env {
-            command.env(&secret.env, &secret.value);
-        }
-        command
-            .env("HOME", work)
-            .env("TMPDIR", work)
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("RUNFLEET_RUN_ID", run.run_id.to_string())
-            .env("RUNFLEET_ATTEMPT", run.attempt.to_string())
-            .env("RUNFLEET_SCRIPT", &run.script_name)
-            .env("RUNFLEET_QUEUE", queue)
-            .env("RUNFLEET_PARAMS", &params_json)
-            .env("RUNFLEET_PARAMS_PATH", &params_path)
-            .env("RUNFLEET_RESULT_PATH", &result_path)
-            .env("RUNFLEET_WORK_DIR", work);
+            .current_dir(work);
         let script_span = tracing::info_span!("script", script = %run.script_name);
-        // The script may continue the trace (OpenTelemetry SDKs read TRACEPARENT).
-        if let Some(traceparent) =
-            script_span.in_scope(runfleet_common::telemetry::current_traceparent)
-        {
-            command.env("TRACEPARENT", traceparent);
-        }
+        let traceparent = script_span.in_scope(runfleet_common::telemetry::current_traceparent);
+        environment::set_for_run(&mut command, run, queue, &files, &params_json, traceparent);
         let rlimits = run.limits.effective(
             &self.config.limits.defaults(),
             &self.config.limits.ceiling(),
@@ -253,7 +202,7 @@ impl Executor {
         {
             Ok(f) => f,
             Err(e) => {
-                return not_started(
+                return Executor::not_started(
                     "spawn_failed",
                     format!(
                         "could not start '{}' for {}: {e} (check consumer.python / consumer.shell)",
@@ -266,73 +215,20 @@ impl Executor {
         // The venv may be evicted again once the script is done with it.
         drop(lease);
         let limit = self.config.result_limit_bytes;
-        let (result, result_error) =
-            tokio::task::spawn_blocking(move || read_result(&result_path, limit))
-                .await
-                .unwrap_or_else(|e| (None, Some(format!("cannot read result file: {e}"))));
-        let mut outcome = Outcome {
-            status: RunStatus::Succeeded,
-            exit_code: finished.status.and_then(|s| s.code()),
-            error_code: None,
-            error: None,
-            result,
-            stdout: finished.stdout,
-            stderr: finished.stderr,
-            venv_signature,
+        let result_path = files.result;
+        let result = tokio::task::spawn_blocking(move || outcome::read_result(&result_path, limit))
+            .await
+            .unwrap_or_else(|e| ResultFile::Refused(format!("cannot read result file: {e}")));
+        let elapsed = finished.elapsed;
+        let stops = Stops {
+            timeout_seconds: run.timeout_seconds,
+            kill_grace_seconds: self.config.kill_grace_seconds,
+            cpu_seconds: rlimits.cpu_seconds,
         };
-        if finished.cancelled {
-            outcome.status = RunStatus::Cancelled;
-            outcome.error_code = Some("cancelled".into());
-            outcome.error = Some(
-                "cancelled by request; its process group was terminated (SIGTERM, then SIGKILL)"
-                    .into(),
-            );
-        } else if finished.timed_out {
-            outcome.status = RunStatus::TimedOut;
-            outcome.error_code = Some("timed_out".into());
-            outcome.error = Some(format!(
-                "killed after its timeout of {} s (SIGTERM to its process group, SIGKILL after {} s)",
-                run.timeout_seconds, self.config.kill_grace_seconds
-            ));
-        } else if let Some(status) = finished.status.filter(|s| !s.success()) {
-            outcome.status = RunStatus::Failed;
-            outcome.error_code = Some("exit_nonzero".into());
-            outcome.error = Some(
-                match (
-                    status.code(),
-                    std::os::unix::process::ExitStatusExt::signal(&status),
-                ) {
-                    (Some(code), _) => {
-                        format!("script exited with code {code}; see its stderr in the run's logs")
-                    }
-                    (None, Some(libc::SIGXCPU)) => format!(
-                        "script used up its CPU limit of {} s (limits.cpu_seconds) and was killed",
-                        rlimits.cpu_seconds.unwrap_or_default()
-                    ),
-                    (None, Some(libc::SIGKILL))
-                        if rlimits
-                            .cpu_seconds
-                            .is_some_and(|c| finished.elapsed.as_secs() >= c) =>
-                    {
-                        format!(
-                            "script was killed (SIGKILL), probably at its CPU limit of {} s (limits.cpu_seconds)",
-                            rlimits.cpu_seconds.unwrap_or_default()
-                        )
-                    }
-                    (None, Some(sig)) => format!("script was killed by signal {sig}"),
-                    (None, None) => "script ended abnormally".into(),
-                },
-            );
-        } else if let Some(message) = result_error {
-            outcome.status = RunStatus::Failed;
-            outcome.error_code = Some("invalid_result".into());
-            outcome.error = Some(message);
-        }
+        let mut outcome = outcome::of_finished(finished, result, stops);
+        outcome.venv_signature = venv_signature;
         redact_outcome(&mut outcome, &run.secret_env);
-        Executed {
-            outcome,
-            elapsed: finished.elapsed,
-        }
+        Executed { outcome, elapsed }
     }
 }
 
@@ -365,48 +261,6 @@ impl WorkFiles {
         }
         std::fs::write(&self.params_path, &self.params_json)
             .map_err(|e| format!("cannot write params.json: {e}"))
-    }
-}
-
-/// Reads the optional result file: (the JSON, or an error explaining why it was refused).
-fn read_result(path: &Path, limit: u64) -> (Option<Value>, Option<String>) {
-    match std::fs::metadata(path) {
-        Err(_) => return (None, None),
-        Ok(m) if m.len() > limit => {
-            return (
-                None,
-                Some(format!(
-                    "result file is {} bytes; the limit is {limit} (consumer.result_limit_bytes)",
-                    m.len()
-                )),
-            );
-        }
-        Ok(_) => {}
-    }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return (None, Some(format!("cannot read result file: {e}"))),
-    };
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(v) if contains_nul(&v) => (
-            None,
-            Some("result JSON contains a NUL character, which cannot be stored".into()),
-        ),
-        Ok(v) => match oversized_number(&v) {
-            Some(n) => (
-                None,
-                Some(format!(
-                    "result JSON holds the number {n:e}, beyond the {MAX_JSON_NUMBER:e} a run can keep; write it as a string"
-                )),
-            ),
-            None => (Some(v), None),
-        },
-        Err(e) => (
-            None,
-            Some(format!(
-                "the script wrote a result file that is not valid JSON ({e}); write JSON to RUNFLEET_RESULT_PATH"
-            )),
-        ),
     }
 }
 

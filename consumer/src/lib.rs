@@ -13,8 +13,10 @@
 pub mod argv;
 pub mod child;
 pub mod config;
+pub mod environment;
 pub mod executor;
 pub mod live;
+pub mod outcome;
 pub mod output;
 pub mod spawn;
 pub mod venv;

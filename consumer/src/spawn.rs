@@ -102,6 +102,16 @@ impl Command {
         self
     }
 
+    /// The value `name` will have in the child, if set.
+    pub fn get_env(&self, name: impl AsRef<OsStr>) -> Option<&OsStr> {
+        self.env.get(name.as_ref()).map(OsString::as_os_str)
+    }
+
+    /// Every variable the child will have, by name.
+    pub fn env_vars(&self) -> impl Iterator<Item = (&OsStr, &OsStr)> {
+        self.env.iter().map(|(k, v)| (k.as_os_str(), v.as_os_str()))
+    }
+
     /// The program as given.
     pub fn program(&self) -> &OsStr {
         &self.program
