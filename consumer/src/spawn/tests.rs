@@ -7,10 +7,7 @@ async fn output(command: &Command) -> (ExitStatus, String, String) {
 }
 
 /// Runs `command` to its end: its pid, exit status, stdout and stderr.
-async fn output_with(
-    command: &Command,
-    rlimits: &[Rlimit],
-) -> (i32, ExitStatus, String, String) {
+async fn output_with(command: &Command, rlimits: &[Rlimit]) -> (i32, ExitStatus, String, String) {
     let mut child = spawn(command, rlimits).unwrap();
     let mut out = String::new();
     let mut err = String::new();

@@ -1,7 +1,7 @@
 use super::*;
+use runfleet_common::names::{is_valid_env_name, is_valid_parameter_key, is_valid_script_name};
 use runfleet_common::runs::MAX_ATTEMPTS;
 use serde_json::json;
-use runfleet_common::names::{is_valid_env_name, is_valid_parameter_key, is_valid_script_name};
 
 fn policy() -> SubmitPolicy {
     SubmitPolicy {
