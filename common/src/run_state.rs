@@ -25,6 +25,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::DbError;
+use crate::failure_code::FailureCode;
 
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -218,8 +219,8 @@ pub struct Outcome {
     pub status: RunStatus,
     /// Process exit code, when it exited (not when killed by a signal or never started).
     pub exit_code: Option<i32>,
-    /// Machine-readable error code on failure, e.g. `exit_nonzero`.
-    pub error_code: Option<String>,
+    /// Machine-readable error code on failure, e.g. [`FailureCode::ExitNonzero`].
+    pub error_code: Option<FailureCode>,
     /// Human-readable error on failure.
     pub error: Option<String>,
     /// The JSON the script wrote to its result file.
@@ -300,7 +301,7 @@ pub async fn finish(
                 &attempt,
                 &outcome.status.as_str(),
                 &outcome.exit_code,
-                &outcome.error_code,
+                &outcome.error_code.map(FailureCode::as_str),
                 &outcome.error,
                 &outcome.result,
                 &outcome.venv_signature,
@@ -371,7 +372,7 @@ pub async fn reclaim_stale(
             "UPDATE runs SET
                     status = CASE WHEN reclaims >= $2 THEN 'dead' ELSE 'queued' END,
                     finished_at = CASE WHEN reclaims >= $2 THEN now() ELSE NULL END,
-                    error_code = CASE WHEN reclaims >= $2 THEN 'consumer_lost' ELSE NULL END,
+                    error_code = CASE WHEN reclaims >= $2 THEN $3 ELSE NULL END,
                     error = CASE WHEN reclaims >= $2
                         THEN 'its consumer died while running it ' || (reclaims + 1) ||
                              ' times (a poison run?); retry it with POST /runs/{id}/retry'
@@ -386,7 +387,11 @@ pub async fn reclaim_stale(
               WHERE status = 'running'
                 AND heartbeat_at < now() - make_interval(secs => $1)
           RETURNING id, status",
-            &[&stale_after.as_secs_f64(), &max_reclaims],
+            &[
+                &stale_after.as_secs_f64(),
+                &max_reclaims,
+                &FailureCode::ConsumerLost.as_str(),
+            ],
         )
         .await?;
     let mut out = Reclaimed::default();
@@ -413,12 +418,17 @@ pub async fn dead_letter(
 ) -> Result<bool, DbError> {
     let moved = client
         .execute(
-            "UPDATE runs SET status = 'dead', finished_at = now(), error_code = 'dead_lettered',
+            "UPDATE runs SET status = 'dead', finished_at = now(), error_code = $4,
                     error = 'RabbitMQ dead-lettered its message (' || $3 ||
                             '); retry it with POST /runs/{id}/retry',
                     heartbeat_at = NULL
               WHERE id = $1 AND attempt = $2 AND status = 'queued'",
-            &[&run_id, &attempt, &reason],
+            &[
+                &run_id,
+                &attempt,
+                &reason,
+                &FailureCode::DeadLettered.as_str(),
+            ],
         )
         .await?;
     Ok(moved == 1)
@@ -500,9 +510,9 @@ pub async fn cancel(client: &impl GenericClient, run_id: Uuid) -> Result<CancelO
     let now_cancelled = client
         .execute(
             "UPDATE runs SET status = 'cancelled', finished_at = now(), cancel_requested_at = now(),
-                    error_code = 'cancelled', error = 'cancelled before it started'
+                    error_code = $2, error = 'cancelled before it started'
               WHERE id = $1 AND status IN ('queued', 'retrying')",
-            &[&run_id],
+            &[&run_id, &FailureCode::Cancelled.as_str()],
         )
         .await?;
     if now_cancelled == 1 {

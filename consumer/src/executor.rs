@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use runfleet_common::failure_code::FailureCode;
 use runfleet_common::run_state::{ClaimedRun, Outcome};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -96,7 +97,7 @@ impl Executor {
             }
             other => Err(Executed {
                 outcome: failure(
-                    "unsupported_language",
+                    FailureCode::UnsupportedLanguage,
                     format!("this consumer cannot run language '{other}'"),
                 ),
                 elapsed: Duration::ZERO,
@@ -105,7 +106,7 @@ impl Executor {
     }
 
     /// A run that failed before its script could start.
-    pub fn not_started(code: &str, message: String) -> Executed {
+    pub fn not_started(code: FailureCode, message: String) -> Executed {
         Executed {
             outcome: failure(code, message),
             elapsed: Duration::ZERO,
@@ -172,9 +173,12 @@ impl Executor {
         // One hop to the blocking pool for all of the run's file set-up.
         match tokio::task::spawn_blocking(move || setup.create()).await {
             Ok(Ok(())) => {}
-            Ok(Err(message)) => return Executor::not_started("workdir_failed", message),
+            Ok(Err(message)) => return Executor::not_started(FailureCode::WorkdirFailed, message),
             Err(e) => {
-                return Executor::not_started("workdir_failed", format!("file set-up failed: {e}"));
+                return Executor::not_started(
+                    FailureCode::WorkdirFailed,
+                    format!("file set-up failed: {e}"),
+                );
             }
         }
 
@@ -203,7 +207,7 @@ impl Executor {
             Ok(f) => f,
             Err(e) => {
                 return Executor::not_started(
-                    "spawn_failed",
+                    FailureCode::SpawnFailed,
                     format!(
                         "could not start '{}' for {}: {e} (check consumer.python / consumer.shell)",
                         interpreter.display(),

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use runfleet_common::failure_code::FailureCode;
 use runfleet_common::run_state::{CapturedOutput, Outcome, RunStatus};
 use runfleet_common::runs::{MAX_JSON_NUMBER, contains_nul, oversized_number};
 use serde_json::Value;
@@ -33,11 +34,11 @@ pub struct Stops {
 }
 
 /// A run that failed before its script could start.
-pub fn failure(code: &str, message: String) -> Outcome {
+pub fn failure(code: FailureCode, message: String) -> Outcome {
     Outcome {
         status: RunStatus::Failed,
         exit_code: None,
-        error_code: Some(code.into()),
+        error_code: Some(code),
         error: Some(message),
         result: None,
         stdout: CapturedOutput::default(),
@@ -52,14 +53,14 @@ pub fn of_finished(finished: Finished, result: ResultFile, stops: Stops) -> Outc
     let (status, error_code, error) = if finished.cancelled {
         (
             RunStatus::Cancelled,
-            "cancelled",
+            FailureCode::Cancelled,
             "cancelled by request; its process group was terminated (SIGTERM, then SIGKILL)"
                 .to_string(),
         )
     } else if finished.timed_out {
         (
             RunStatus::TimedOut,
-            "timed_out",
+            FailureCode::TimedOut,
             format!(
                 "killed after its timeout of {} s (SIGTERM to its process group, SIGKILL after {} s)",
                 stops.timeout_seconds, stops.kill_grace_seconds
@@ -68,11 +69,11 @@ pub fn of_finished(finished: Finished, result: ResultFile, stops: Stops) -> Outc
     } else if let Some(status) = finished.status.filter(|s| !s.success()) {
         (
             RunStatus::Failed,
-            "exit_nonzero",
+            FailureCode::ExitNonzero,
             abnormal_exit(status, &finished, stops),
         )
     } else if let ResultFile::Refused(why) = &result {
-        (RunStatus::Failed, "invalid_result", why.clone())
+        (RunStatus::Failed, FailureCode::InvalidResult, why.clone())
     } else {
         return Outcome {
             status: RunStatus::Succeeded,
@@ -91,7 +92,7 @@ pub fn of_finished(finished: Finished, result: ResultFile, stops: Stops) -> Outc
     Outcome {
         status,
         exit_code: finished.status.and_then(|s| s.code()),
-        error_code: Some(error_code.into()),
+        error_code: Some(error_code),
         error: Some(error),
         // A failed run still keeps a valid result it wrote (partial progress, say).
         result: match result {
@@ -229,49 +230,49 @@ mod tests {
                 cancelled,
                 ResultFile::Absent,
                 RunStatus::Cancelled,
-                "cancelled",
+                FailureCode::Cancelled,
                 "cancelled by request",
             ),
             (
                 timed_out,
                 ResultFile::Absent,
                 RunStatus::TimedOut,
-                "timed_out",
+                FailureCode::TimedOut,
                 "timeout of 30 s (SIGTERM to its process group, SIGKILL after 5 s)",
             ),
             (
                 ended(exited(3), 1),
                 ResultFile::Absent,
                 RunStatus::Failed,
-                "exit_nonzero",
+                FailureCode::ExitNonzero,
                 "exited with code 3",
             ),
             (
                 ended(signalled(libc::SIGXCPU), 2),
                 ResultFile::Absent,
                 RunStatus::Failed,
-                "exit_nonzero",
+                FailureCode::ExitNonzero,
                 "used up its CPU limit of 2 s",
             ),
             (
                 ended(signalled(libc::SIGKILL), 3),
                 ResultFile::Absent,
                 RunStatus::Failed,
-                "exit_nonzero",
+                FailureCode::ExitNonzero,
                 "probably at its CPU limit of 2 s",
             ),
             (
                 ended(signalled(libc::SIGKILL), 0),
                 ResultFile::Absent,
                 RunStatus::Failed,
-                "exit_nonzero",
+                FailureCode::ExitNonzero,
                 "killed by signal 9",
             ),
             (
                 ended(exited(0), 1),
                 ResultFile::Refused("not JSON".into()),
                 RunStatus::Failed,
-                "invalid_result",
+                FailureCode::InvalidResult,
                 "not JSON",
             ),
             // The exit explains more than the file does.
@@ -279,14 +280,14 @@ mod tests {
                 ended(exited(1), 1),
                 ResultFile::Refused("not JSON".into()),
                 RunStatus::Failed,
-                "exit_nonzero",
+                FailureCode::ExitNonzero,
                 "exited with code 1",
             ),
         ];
         for (finished, result, status, code, message) in cases {
             let o = of_finished(finished, result, STOPS);
             assert_eq!(o.status, status, "{code}: {:?}", o.error);
-            assert_eq!(o.error_code.as_deref(), Some(code));
+            assert_eq!(o.error_code, Some(code));
             let error = o.error.unwrap_or_default();
             assert!(error.contains(message), "{code}: {error}");
         }

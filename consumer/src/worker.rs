@@ -19,6 +19,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use runfleet_common::amqp::{self, AmqpError};
 use runfleet_common::db::{DbError, DbPool};
+use runfleet_common::failure_code::FailureCode;
 use runfleet_common::live_logs;
 use runfleet_common::message::RunMessage;
 use runfleet_common::metrics::{CONSUMER_SLOTS, RUN_DURATION, RUN_QUEUE_WAIT, RUNS_FINISHED};
@@ -444,7 +445,7 @@ impl Worker {
                 self.executor.execute(&run, queue, &cancel, &live).await
             }
             Some(Err(why)) => (
-                crate::executor::Executor::not_started("secret_unavailable", why),
+                crate::executor::Executor::not_started(FailureCode::SecretUnavailable, why),
                 WorkDirRemoval::default(),
             ),
             // Shutting down before the run started: its message is redelivered.

@@ -47,7 +47,8 @@ impl Trigger {
 /// Why a run failed.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunError {
-    /// Machine-readable code, e.g. `exit_nonzero`, `timed_out`, `spawn_failed`.
+    /// Machine-readable code, e.g. `exit_nonzero`, `timed_out`, `spawn_failed` (every code
+    /// is declared in `runfleet_common::failure_code`).
     pub code: String,
     /// What happened.
     pub message: String,

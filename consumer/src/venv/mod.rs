@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
+use runfleet_common::failure_code::FailureCode;
 use runfleet_common::hash::sha256_hex;
 use runfleet_common::metrics::{
     VENV_BYTES, VENV_ENTRIES, VENV_EVICTIONS, VENV_HITS, VENV_INSTALL_FAILURES,
@@ -68,12 +69,12 @@ pub enum VenvError {
 
 impl VenvError {
     /// The run error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> FailureCode {
         match self {
-            VenvError::InvalidRequirements(_) => "invalid_requirements",
-            VenvError::NotCached { .. } => "dependency_not_cached",
-            VenvError::InstallFailed { .. } => "dependency_install_failed",
-            VenvError::Io(_) => "venv_cache_error",
+            VenvError::InvalidRequirements(_) => FailureCode::InvalidRequirements,
+            VenvError::NotCached { .. } => FailureCode::DependencyNotCached,
+            VenvError::InstallFailed { .. } => FailureCode::DependencyInstallFailed,
+            VenvError::Io(_) => FailureCode::VenvCacheError,
         }
     }
 }
