@@ -15,6 +15,7 @@
 //! one line on stderr and exit code 2; `run --wait` exits with the script's exit code.
 #![forbid(unsafe_code)]
 
+pub mod answers;
 pub mod api;
 pub mod args;
 mod commands;

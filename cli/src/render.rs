@@ -1,5 +1,5 @@
-//! How answers are shown: aligned tables for people, the API's JSON for scripts
-//! (`--output json`).
+//! How answers are shown: aligned tables for people (from [`crate::answers`]), the API's
+//! JSON for scripts (`--output json`).
 
 use serde_json::Value;
 
@@ -46,13 +46,4 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
-}
-
-/// `rows` of `list` with `fields` (JSON keys) as text, for [`table`].
-pub fn rows(list: &Value, fields: &[&str]) -> Vec<Vec<String>> {
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .map(|item| fields.iter().map(|f| text(&item[*f])).collect())
-        .collect()
 }

@@ -7,21 +7,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::answers::{self, LogEvent, Logs, Run};
 use crate::api::{Api, CliError, encode};
-use crate::render::{self, Output, text};
+use crate::render::{self, Output};
 
-const FINAL: [&str; 5] = ["succeeded", "failed", "timed_out", "cancelled", "dead"];
-
-/// Polls the run until it is final and returns it. With `report`, shows each status on
+/// Polls the run until it is final and returns it (the API's JSON, and read). With `report`, shows each status on
 /// stderr: a line redrawn in place on a terminal, one line per change otherwise.
-pub async fn until_final(api: &Api, id: &str, report: bool) -> Result<Value, CliError> {
+pub async fn until_final(api: &Api, id: &str, report: bool) -> Result<(Value, Run), CliError> {
     let live = report && std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last_status = String::new();
     let mut delay = Duration::from_millis(100);
     loop {
-        let run = api.get(&format!("/runs/{}", encode(id))).await?;
-        let status = text(&run["status"]);
+        let answer = api.get(&format!("/runs/{}", encode(id))).await?;
+        let run: Run = answers::parse(&answer)?;
+        let status = run.status.clone();
         if live {
             eprint!(
                 "\r\x1b[2Krun {id}: {status}  {:.1}s",
@@ -31,11 +31,11 @@ pub async fn until_final(api: &Api, id: &str, report: bool) -> Result<Value, Cli
         } else if report && status != last_status {
             eprintln!("run {id}: {status}");
         }
-        if FINAL.contains(&status.as_str()) {
+        if run.is_final() {
             if live {
                 eprintln!();
             }
-            return Ok(run);
+            return Ok((answer, run));
         }
         last_status = status;
         tokio::time::sleep(delay).await;
@@ -52,27 +52,36 @@ pub async fn until_final(api: &Api, id: &str, report: bool) -> Result<Value, Cli
 /// stderr) until the run is final; then its error, if any.
 pub async fn follow_logs(api: &Api, id: &str) -> Result<(), CliError> {
     let mut end = None;
+    let mut bad_event = None;
     let mut attempt = 0;
     let ended = api
         .events(&format!("/runs/{}/events", encode(id)), |name, data| {
             match name {
                 "log" => {
-                    let this = data["attempt"].as_i64().unwrap_or(0);
-                    if attempt != 0 && this != attempt {
-                        eprintln!("--- attempt {this} ---");
+                    let log: LogEvent = match answers::parse(&data) {
+                        Ok(log) => log,
+                        Err(e) => {
+                            bad_event = Some(e);
+                            return false;
+                        }
+                    };
+                    if attempt != 0 && log.attempt != attempt {
+                        eprintln!("--- attempt {} ---", log.attempt);
                     }
-                    attempt = this;
-                    let text = data["text"].as_str().unwrap_or("");
-                    if data["stream"] == "stderr" {
-                        eprint!("{text}");
+                    attempt = log.attempt;
+                    if log.stream == "stderr" {
+                        eprint!("{}", log.text);
                         let _ = std::io::stderr().flush();
                     } else {
-                        print!("{text}");
+                        print!("{}", log.text);
                         let _ = std::io::stdout().flush();
                     }
                 }
                 "end" => {
-                    end = Some(data);
+                    match answers::parse::<Run>(&data) {
+                        Ok(run) => end = Some(run),
+                        Err(e) => bad_event = Some(e),
+                    }
                     return false;
                 }
                 _ => {}
@@ -80,13 +89,16 @@ pub async fn follow_logs(api: &Api, id: &str) -> Result<(), CliError> {
             true
         })
         .await?;
+    if let Some(e) = bad_event {
+        return Err(e);
+    }
     let Some(run) = end.filter(|_| ended) else {
         return Err(CliError(format!(
             "the event stream of run {id} ended before the run did; `runfleet runs logs {id}` shows its stored output"
         )));
     };
-    if let Some(msg) = run["error"]["message"].as_str() {
-        eprintln!("error: {msg}");
+    if let Some(error) = run.error {
+        eprintln!("error: {}", error.message);
     }
     Ok(())
 }
@@ -95,24 +107,24 @@ pub async fn follow_logs(api: &Api, id: &str) -> Result<(), CliError> {
 /// and the result, and returns the script's exit code as this process's (1 when it
 /// failed without one, e.g. timed out).
 pub async fn run_to_end(api: &Api, id: &str, output: Output) -> Result<ExitCode, CliError> {
-    let run = until_final(api, id, output == Output::Text).await?;
+    let (answer, run) = until_final(api, id, output == Output::Text).await?;
     let logs = api.get(&format!("/runs/{}/logs", encode(id))).await?;
-    let status = text(&run["status"]);
     match output {
-        Output::Json => render::json(&serde_json::json!({"run": run, "logs": logs})),
+        Output::Json => render::json(&serde_json::json!({"run": answer, "logs": logs})),
         Output::Text => {
-            print!("{}", logs["stdout"].as_str().unwrap_or(""));
-            eprint!("{}", logs["stderr"].as_str().unwrap_or(""));
-            if let Some(msg) = run["error"]["message"].as_str() {
-                eprintln!("error: {msg}");
+            let logs: Logs = answers::parse(&logs)?;
+            print!("{}", logs.stdout);
+            eprint!("{}", logs.stderr);
+            if let Some(error) = &run.error {
+                eprintln!("error: {}", error.message);
             }
-            if !run["result"].is_null() {
+            if let Some(result) = &run.result {
                 println!("result:");
-                render::json(&run["result"]);
+                render::json(result);
             }
         }
     }
-    let code = match (status.as_str(), run["exit_code"].as_i64()) {
+    let code = match (run.status.as_str(), run.exit_code) {
         ("succeeded", _) => 0,
         (_, Some(c)) if c != 0 => c.clamp(1, 255) as u8,
         _ => 1,

@@ -311,6 +311,14 @@ async fn tasks_schedules_tokens_and_completions_through_the_cli() {
     assert_eq!(created["max_attempts"], 2);
     let tasks = json_of(&cli(&fleet, &["tasks", "list", "--output", "json"]).await);
     assert_eq!(tasks.as_array().unwrap().len(), 1);
+    let table = stdout(&cli(&fleet, &["tasks", "list"]).await);
+    assert!(
+        table.contains("TIMEOUT")
+            && table
+                .lines()
+                .any(|l| l.starts_with("greet") && l.contains("hello.py") && l.contains(" 60 ")),
+        "{table}"
+    );
     let shown = json_of(&cli(&fleet, &["tasks", "show", "greet", "--output", "json"]).await);
     assert_eq!(shown["parameters"]["who"], "task");
     let by_task = cli(&fleet, &["run", "--task", "greet", "--wait"]).await;
@@ -423,6 +431,13 @@ async fn tasks_schedules_tokens_and_completions_through_the_cli() {
         stdout(&revoked).contains("revoked looker"),
         "{}",
         stdout(&revoked)
+    );
+    let table = stdout(&cli(&fleet, &["tokens", "list"]).await);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("looker") && l.contains("viewer") && l.ends_with("revoked")),
+        "{table}"
     );
     one_line_error(
         &cli_as(&fleet, Some(&viewer_token), &["runs", "list"]).await,

@@ -10,8 +10,10 @@ mod tokens;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::answers;
 use crate::api::{Api, CliError};
 use crate::args::{Cli, Command};
 use crate::input::parameters;
@@ -53,13 +55,13 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
             if let Some(t) = timeout {
                 body["timeout_seconds"] = json!(t);
             }
-            let run = api.post("/runs", &body).await?;
-            let id = text(&run["id"]);
+            let answer = api.post("/runs", &body).await?;
+            let run: answers::Run = answers::parse(&answer)?;
             if !wait {
-                read(output, &run, |_| println!("{id}"));
+                read(output, &answer, |_: Value| println!("{}", run.id))?;
                 return Ok(ExitCode::SUCCESS);
             }
-            return wait::run_to_end(&api, &id, output).await;
+            return wait::run_to_end(&api, &run.id, output).await;
         }
         Command::Runs { command } => runs::run(&api, output, command).await?,
         Command::Tasks { command } => tasks::run(&api, output, command).await?,
@@ -69,16 +71,21 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints `v` as JSON, or as text with `show`.
-pub fn read(output: Output, v: &Value, show: impl FnOnce(&Value)) {
+/// Prints the answer `v` as JSON, or read as `T` (see [`answers`]) as text with `show`.
+pub fn read<T: DeserializeOwned>(
+    output: Output,
+    v: &Value,
+    show: impl FnOnce(T),
+) -> Result<(), CliError> {
     match output {
         Output::Json => render::json(v),
-        Output::Text => show(v),
+        Output::Text => show(answers::parse(v)?),
     }
+    Ok(())
 }
 
-/// Prints one object as `key: value` lines.
-pub fn fields(v: &Value) {
+/// Prints one object as `key: value` lines (every field the API sent).
+pub fn fields(v: Value) {
     if let Some(map) = v.as_object() {
         for (k, value) in map {
             println!("{k}: {}", text(value));

@@ -2,10 +2,11 @@
 
 use serde_json::{Value, json};
 
+use crate::answers::{self, Logs, Run, RunPage};
 use crate::api::{Api, CliError, encode};
 use crate::args::RunsCommand;
 use crate::input::since;
-use crate::render::{Output, rows, table, text};
+use crate::render::{Output, table};
 use crate::wait;
 
 use super::{fields, read};
@@ -35,37 +36,45 @@ pub async fn run(api: &Api, output: Output, command: RunsCommand) -> Result<(), 
                 if let Some(c) = &cursor {
                     query.push_str(&format!("&cursor={c}"));
                 }
-                let page = api.get(&format!("/runs?{query}")).await?;
-                for run in page["runs"].as_array().into_iter().flatten() {
-                    let submitted = run["submitted_at"]
-                        .as_str()
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                let page: RunPage = answers::parse(&api.get(&format!("/runs?{query}")).await?)?;
+                for run in page.runs {
+                    let listed: Run = answers::parse(&run)?;
+                    let submitted = chrono::DateTime::parse_from_rfc3339(&listed.submitted_at).ok();
                     if let (Some(since), Some(at)) = (since, submitted)
                         && at < since
                     {
                         break 'pages;
                     }
-                    found.push(run.clone());
+                    found.push(run);
                     if found.len() >= limit as usize {
                         break 'pages;
                     }
                 }
-                match page["next_cursor"].as_str() {
-                    Some(next) => cursor = Some(next.to_string()),
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
                     None => break,
                 }
             }
             let list = Value::Array(found);
-            read(output, &list, |l| {
-                table(
-                    &["ID", "STATUS", "SCRIPT", "ATTEMPT", "SUBMITTED"],
-                    &rows(l, &["id", "status", "script", "attempt", "submitted_at"]),
-                )
-            });
+            read(output, &list, |runs: Vec<Run>| {
+                let rows: Vec<Vec<String>> = runs
+                    .into_iter()
+                    .map(|r| {
+                        vec![
+                            r.id,
+                            r.status,
+                            r.script,
+                            r.attempt.to_string(),
+                            r.submitted_at,
+                        ]
+                    })
+                    .collect();
+                table(&["ID", "STATUS", "SCRIPT", "ATTEMPT", "SUBMITTED"], &rows)
+            })?;
         }
         RunsCommand::Show { id } => {
             let run = api.get(&format!("/runs/{}", encode(&id))).await?;
-            read(output, &run, fields);
+            read(output, &run, fields)?;
         }
         RunsCommand::Logs { id, follow } => {
             if follow && output == Output::Text {
@@ -75,31 +84,24 @@ pub async fn run(api: &Api, output: Output, command: RunsCommand) -> Result<(), 
                 wait::until_final(api, &id, false).await?;
             }
             let logs = api.get(&format!("/runs/{}/logs", encode(&id))).await?;
-            read(output, &logs, |l| {
-                print!("{}", l["stdout"].as_str().unwrap_or(""));
-                eprint!("{}", l["stderr"].as_str().unwrap_or(""));
-            });
+            read(output, &logs, |l: Logs| {
+                print!("{}", l.stdout);
+                eprint!("{}", l.stderr);
+            })?;
         }
         RunsCommand::Cancel { id } => {
             let run = api
                 .post(&format!("/runs/{}/cancel", encode(&id)), &json!({}))
                 .await?;
-            read(output, &run, |r| {
-                println!("{}: {}", text(&r["id"]), text(&r["status"]))
-            });
+            read(output, &run, |r: Run| println!("{}: {}", r.id, r.status))?;
         }
         RunsCommand::Retry { id } => {
             let run = api
                 .post(&format!("/runs/{}/retry", encode(&id)), &json!({}))
                 .await?;
-            read(output, &run, |r| {
-                println!(
-                    "{}: {} (attempt {})",
-                    text(&r["id"]),
-                    text(&r["status"]),
-                    r["attempt"]
-                )
-            });
+            read(output, &run, |r: Run| {
+                println!("{}: {} (attempt {})", r.id, r.status, r.attempt)
+            })?;
         }
     }
     Ok(())

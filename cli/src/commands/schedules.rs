@@ -1,27 +1,24 @@
 //! Cron schedules of tasks: `runfleet schedules list|create|pause|resume|trigger|delete`.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::answers::{Run, Schedule, or_dash};
 use crate::api::{Api, CliError, encode};
 use crate::args::SchedulesCommand;
-use crate::render::{Output, rows, table, text};
+use crate::render::{Output, table};
 
 use super::read;
 
 /// Runs one `runfleet schedules` command.
 pub async fn run(api: &Api, output: Output, command: SchedulesCommand) -> Result<(), CliError> {
-    let show = |s: &Value| {
+    let show = |s: Schedule| {
         println!(
             "{}  {}  {}  next {}{}",
-            text(&s["id"]),
-            text(&s["task"]),
-            text(&s["cron"]),
-            text(&s["next_fire_at"]),
-            if s["paused"] == json!(true) {
-                "  (paused)"
-            } else {
-                ""
-            }
+            s.id,
+            s.task,
+            s.cron,
+            or_dash(&s.next_fire_at),
+            if s.paused { "  (paused)" } else { "" }
         )
     };
     match command {
@@ -31,31 +28,16 @@ pub async fn run(api: &Api, output: Output, command: SchedulesCommand) -> Result
                 None => "/schedules".into(),
             };
             let list = api.get(&path).await?;
-            read(output, &list, |l| {
-                let mut table_rows = rows(
-                    l,
-                    &[
-                        "id",
-                        "task",
-                        "cron",
-                        "timezone",
-                        "next_fire_at",
-                        "last_fired_at",
-                    ],
-                );
-                for (row, s) in table_rows
-                    .iter_mut()
-                    .zip(l.as_array().into_iter().flatten())
-                {
-                    row.push(
-                        if s["paused"] == json!(true) {
-                            "paused"
-                        } else {
-                            "active"
-                        }
-                        .into(),
-                    );
-                }
+            read(output, &list, |schedules: Vec<Schedule>| {
+                let table_rows: Vec<Vec<String>> = schedules
+                    .into_iter()
+                    .map(|s| {
+                        let next = or_dash(&s.next_fire_at).to_string();
+                        let last = or_dash(&s.last_fired_at).to_string();
+                        let state = if s.paused { "paused" } else { "active" };
+                        vec![s.id, s.task, s.cron, s.timezone, next, last, state.into()]
+                    })
+                    .collect();
                 table(
                     &[
                         "ID",
@@ -68,7 +50,7 @@ pub async fn run(api: &Api, output: Output, command: SchedulesCommand) -> Result
                     ],
                     &table_rows,
                 )
-            });
+            })?;
         }
         SchedulesCommand::Create {
             task,
@@ -81,25 +63,25 @@ pub async fn run(api: &Api, output: Output, command: SchedulesCommand) -> Result
                 body["timezone"] = json!(tz);
             }
             let s = api.post("/schedules", &body).await?;
-            read(output, &s, show);
+            read(output, &s, show)?;
         }
         SchedulesCommand::Pause { id } => {
             let s = api
                 .post(&format!("/schedules/{}/pause", encode(&id)), &json!({}))
                 .await?;
-            read(output, &s, show);
+            read(output, &s, show)?;
         }
         SchedulesCommand::Resume { id } => {
             let s = api
                 .post(&format!("/schedules/{}/resume", encode(&id)), &json!({}))
                 .await?;
-            read(output, &s, show);
+            read(output, &s, show)?;
         }
         SchedulesCommand::Trigger { id } => {
             let run = api
                 .post(&format!("/schedules/{}/trigger", encode(&id)), &json!({}))
                 .await?;
-            read(output, &run, |r| println!("{}", text(&r["id"])));
+            read(output, &run, |r: Run| println!("{}", r.id))?;
         }
         SchedulesCommand::Delete { id } => {
             api.delete(&format!("/schedules/{}", encode(&id))).await?;

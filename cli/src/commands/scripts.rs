@@ -2,10 +2,11 @@
 
 use serde_json::{Value, json};
 
+use crate::answers::{self, ScriptDetail, ScriptSummary, ScriptVersion};
 use crate::api::{Api, CliError, encode};
 use crate::args::ScriptsCommand;
 use crate::input::{read_file, requirement_lines};
-use crate::render::{self, Output, rows, table, text};
+use crate::render::{self, Output, table};
 
 use super::read;
 
@@ -39,7 +40,8 @@ pub async fn run(api: &Api, output: Output, command: ScriptsCommand) -> Result<(
                 }
                 let v = api.post("/scripts", &body).await?;
                 if output == Output::Text {
-                    println!("{} version {}", text(&v["name"]), v["version"]);
+                    let pushed: ScriptVersion = answers::parse(&v)?;
+                    println!("{} version {}", pushed.name, pushed.version);
                 }
                 pushed.push(v);
             }
@@ -49,36 +51,42 @@ pub async fn run(api: &Api, output: Output, command: ScriptsCommand) -> Result<(
         }
         ScriptsCommand::List => {
             let list = api.get("/scripts").await?;
-            read(output, &list, |l| {
-                table(
-                    &["NAME", "VERSION", "LANGUAGE", "UPDATED"],
-                    &rows(l, &["name", "latest_version", "language", "updated_at"]),
-                )
-            });
+            read(output, &list, |scripts: Vec<ScriptSummary>| {
+                let rows: Vec<Vec<String>> = scripts
+                    .into_iter()
+                    .map(|s| {
+                        vec![
+                            s.name,
+                            s.latest_version.to_string(),
+                            s.language,
+                            s.updated_at,
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "VERSION", "LANGUAGE", "UPDATED"], &rows)
+            })?;
         }
         ScriptsCommand::Show { name } => {
             let detail = api.get(&format!("/scripts/{}", encode(&name))).await?;
-            read(output, &detail, |d| {
-                let latest = &d["latest"];
+            read(output, &detail, |d: ScriptDetail| {
+                let latest = d.latest;
                 println!(
                     "{} version {} ({}, sha256 {})",
-                    text(&latest["name"]),
-                    latest["version"],
-                    text(&latest["language"]),
-                    text(&latest["sha256"])
+                    latest.name, latest.version, latest.language, latest.sha256
                 );
-                if let Some(reqs) = latest["requirements"].as_array().filter(|r| !r.is_empty()) {
-                    let reqs: Vec<String> = reqs.iter().map(text).collect();
-                    println!("requirements: {}", reqs.join(", "));
+                if !latest.requirements.is_empty() {
+                    println!("requirements: {}", latest.requirements.join(", "));
                 }
                 println!();
-                table(
-                    &["VERSION", "SHA256", "CREATED"],
-                    &rows(&d["versions"], &["version", "sha256", "created_at"]),
-                );
+                let rows: Vec<Vec<String>> = d
+                    .versions
+                    .into_iter()
+                    .map(|v| vec![v.version.to_string(), v.sha256, v.created_at])
+                    .collect();
+                table(&["VERSION", "SHA256", "CREATED"], &rows);
                 println!();
-                print!("{}", text(&latest["content"]));
-            });
+                print!("{}", latest.content);
+            })?;
         }
     }
     Ok(())

@@ -2,10 +2,11 @@
 
 use serde_json::json;
 
+use crate::answers::Task;
 use crate::api::{Api, CliError, encode};
 use crate::args::TasksCommand;
 use crate::input::parameters;
-use crate::render::{Output, rows, table, text};
+use crate::render::{Output, table};
 
 use super::{fields, read};
 
@@ -14,19 +15,26 @@ pub async fn run(api: &Api, output: Output, command: TasksCommand) -> Result<(),
     match command {
         TasksCommand::List => {
             let list = api.get("/tasks").await?;
-            read(output, &list, |l| {
-                table(
-                    &["NAME", "SCRIPT", "QUEUE", "TIMEOUT", "ATTEMPTS"],
-                    &rows(
-                        l,
-                        &["name", "script", "queue", "timeout_seconds", "max_attempts"],
-                    ),
-                )
-            });
+            read(output, &list, |tasks: Vec<Task>| {
+                let rows: Vec<Vec<String>> = tasks
+                    .into_iter()
+                    .map(|t| {
+                        let (timeout, attempts) = (t.timeout_seconds, t.max_attempts);
+                        vec![
+                            t.name,
+                            t.script,
+                            t.queue,
+                            timeout.to_string(),
+                            attempts.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "SCRIPT", "QUEUE", "TIMEOUT", "ATTEMPTS"], &rows)
+            })?;
         }
         TasksCommand::Show { name } => {
             let task = api.get(&format!("/tasks/{}", encode(&name))).await?;
-            read(output, &task, fields);
+            read(output, &task, fields)?;
         }
         TasksCommand::Create {
             name,
@@ -51,9 +59,7 @@ pub async fn run(api: &Api, output: Output, command: TasksCommand) -> Result<(),
                 body["max_attempts"] = json!(m);
             }
             let task = api.post("/tasks", &body).await?;
-            read(output, &task, |t| {
-                println!("task {} created", text(&t["name"]))
-            });
+            read(output, &task, |t: Task| println!("task {} created", t.name))?;
         }
         TasksCommand::Delete { name } => {
             api.delete(&format!("/tasks/{}", encode(&name))).await?;

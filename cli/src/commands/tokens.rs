@@ -2,9 +2,10 @@
 
 use serde_json::json;
 
+use crate::answers::{CreatedToken, Token, or_dash};
 use crate::api::{Api, CliError, encode};
 use crate::args::TokensCommand;
-use crate::render::{Output, rows, table, text};
+use crate::render::{Output, table};
 
 use super::read;
 
@@ -15,38 +16,35 @@ pub async fn run(api: &Api, output: Output, command: TokensCommand) -> Result<()
             let created = api
                 .post("/tokens", &json!({"name": name, "role": role}))
                 .await?;
-            read(output, &created, |c| {
+            read(output, &created, |c: CreatedToken| {
                 eprintln!(
                     "token '{}' ({}) created; it is shown only now:",
-                    text(&c["name"]),
-                    text(&c["role"])
+                    c.name, c.role
                 );
-                println!("{}", text(&c["token"]));
-            });
+                println!("{}", c.token);
+            })?;
         }
         TokensCommand::List => {
             let list = api.get("/tokens").await?;
-            read(output, &list, |l| {
-                let mut table_rows = rows(l, &["id", "name", "role", "last_used_at"]);
-                for (row, t) in table_rows
-                    .iter_mut()
-                    .zip(l.as_array().into_iter().flatten())
-                {
-                    row.push(
-                        if t["revoked_at"].is_null() {
-                            "active"
-                        } else {
+            read(output, &list, |tokens: Vec<Token>| {
+                let rows: Vec<Vec<String>> = tokens
+                    .into_iter()
+                    .map(|t| {
+                        let state = if t.revoked_at.is_some() {
                             "revoked"
-                        }
-                        .into(),
-                    );
-                }
-                table(&["ID", "NAME", "ROLE", "LAST USED", "STATE"], &table_rows)
-            });
+                        } else {
+                            "active"
+                        };
+                        let last_used = or_dash(&t.last_used_at).to_string();
+                        vec![t.id, t.name, t.role, last_used, state.into()]
+                    })
+                    .collect();
+                table(&["ID", "NAME", "ROLE", "LAST USED", "STATE"], &rows)
+            })?;
         }
         TokensCommand::Revoke { id } => {
             let t = api.delete(&format!("/tokens/{}", encode(&id))).await?;
-            read(output, &t, |t| println!("revoked {}", text(&t["name"])));
+            read(output, &t, |t: Token| println!("revoked {}", t.name))?;
         }
     }
     Ok(())
