@@ -1,10 +1,10 @@
-//! Bearer-token auth on every route, the role each route needs, and the audit record of
-//! every accepted change.
+//! Bearer-token auth on every route, checking the role the route table
+//! ([`crate::routes::table`]) gives it, and the audit record of every accepted change.
 //!
 //! `/health`, `/ready`, `/metrics`, `/docs`, `/openapi.json` and the console's files under
-//! `/ui` stay open; reads need
-//! `viewer`; submitting, cancelling and retrying runs and triggering schedules need
-//! `operator`; everything else that changes something needs `admin`.
+//! `/ui` stay open; reads need `viewer` (tokens, audit and secrets: `admin`); submitting,
+//! cancelling and retrying runs and triggering schedules need `operator`; everything else
+//! that changes something needs `admin`.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use runfleet_common::access::{self, Caller, Role};
 
 use crate::api_error::ApiError;
+use crate::routes::table;
 use crate::state::AppState;
 
 /// What a route needs.
@@ -24,39 +25,31 @@ pub enum Access {
     Needs(Role),
 }
 
-/// Routes anyone may call: probes, metrics, the API description.
-const OPEN: &[&str] = &["/health", "/ready", "/metrics", "/openapi.json"];
-/// Changes an operator may make (besides reads).
-const OPERATOR: &[(&str, &str)] = &[
-    ("POST", "/runs"),
-    ("POST", "/runs/batch"),
-    ("POST", "/runs/runs"),
-    ("POST", "/runs/{id}/cancel"),
-    ("POST", "/runs/{id}/retry"),
-    ("POST", "/schedules/{id}/trigger"),
-];
-/// Reads only an admin may make.
-const ADMIN_READS: &[&str] = &["/tokens", "/audit", "/secrets"];
-
-/// The access `method` on the route template `route` needs (None: no route matched).
+/// The access `method` on the route template `route` needs (None: no route matched), as
+/// [`table`] declares it.
 pub fn required(method: &Method, route: Option<&str>) -> Access {
     let Some(route) = route else {
         return Access::Open; // answered 404 whatever the token
     };
-    // The console's page and assets are open; what it shows needs the user's token.
-    if OPEN.contains(&route) || route.starts_with("/docs") || route.starts_with("/ui") {
+    // The Swagger UI and the document it reads, merged in beside the table.
+    if route == "/openapi.json" || route.starts_with("/docs") {
         return Access::Open;
     }
-    let reading = method == Method::GET || method == Method::HEAD;
-    if reading {
-        return Access::Needs(if ADMIN_READS.contains(&route) {
-            Role::Admin
-        } else {
-            Role::Viewer
-        });
+    // axum answers HEAD with the GET handler.
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    if let Some(access) = table::access(method, route) {
+        return access;
     }
-    if OPERATOR.contains(&(method.as_str(), route)) {
-        Access::Needs(Role::Operator)
+    // A method the route does not take (405): open where the path is, otherwise as the
+    // least a read or a change of it needs, so the 405 tells no one what exists.
+    if table::path_is_open(route) {
+        Access::Open
+    } else if method == Method::GET {
+        Access::Needs(Role::Viewer)
     } else {
         Access::Needs(Role::Admin)
     }

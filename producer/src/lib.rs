@@ -4,7 +4,7 @@
 //!
 //! - [`config`] — `ProducerConfig`.
 //! - [`routes`] — one module per resource (`scripts`, `runs`, `tasks`, `schedules`, hub
-//!   `compat`, `health`).
+//!   `compat`, `health`), and `routes::table`: every route with its role, declared once.
 //! - [`api_error`], [`json`] — the error format and the body extractor that names fields.
 //! - [`auth`] — bearer tokens, the role each route needs, the audit record of changes.
 //! - [`http_telemetry`] — request spans and HTTP metrics; [`queue_stats`] — queue depth
@@ -33,7 +33,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 pub use config::ProducerConfig;
 use runfleet_common::amqp::Publisher;
 use runfleet_common::db;
@@ -60,80 +59,11 @@ pub enum StartError {
 /// The API's routes over `state`.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.producer.max_body_bytes;
-    Router::new()
-        .route("/health", get(routes::health::health))
-        .route("/ready", get(routes::health::ready))
-        .route("/meta", get(routes::health::meta))
-        .route("/whoami", get(routes::fleet::whoami))
-        .route("/fleet", get(routes::fleet::view))
-        .route("/ui", get(ui::redirect))
-        .route("/ui/", get(ui::index))
-        .route("/ui/{file}", get(ui::asset))
-        .route("/metrics", get(runfleet_common::ops_http::metrics))
-        .route(
-            "/scripts",
-            get(routes::scripts::list).post(routes::scripts::create),
-        )
-        .route("/scripts/{name}", get(routes::scripts::detail))
-        .route(
-            "/scripts/{name}/versions/{version}",
-            get(routes::scripts::version),
-        )
-        .route("/runs", get(routes::runs::list).post(routes::runs::create))
-        .route("/runs/batch", post(routes::runs::create_batch))
-        .route("/runs/{id}", get(routes::runs::get))
-        .route("/runs/{id}/logs", get(routes::runs::logs))
-        .route("/runs/{id}/events", get(routes::events::follow))
-        .route(
-            "/runs/{id}/cancel",
-            axum::routing::post(routes::runs::cancel),
-        )
-        .route("/runs/{id}/attempts", get(routes::runs::attempts))
-        .route("/runs/{id}/retry", axum::routing::post(routes::runs::retry))
-        .route(
-            "/tasks",
-            get(routes::tasks::list).post(routes::tasks::create),
-        )
-        .route(
-            "/tasks/{name}",
-            get(routes::tasks::get)
-                .put(routes::tasks::replace)
-                .delete(routes::tasks::delete),
-        )
-        .route(
-            "/schedules",
-            get(routes::schedules::list).post(routes::schedules::create),
-        )
-        .route("/schedules/preview", get(routes::schedules::preview))
-        .route(
-            "/schedules/{id}",
-            get(routes::schedules::get)
-                .put(routes::schedules::replace)
-                .delete(routes::schedules::delete),
-        )
-        .route("/schedules/{id}/next", get(routes::schedules::next))
-        .route("/schedules/{id}/pause", post(routes::schedules::pause))
-        .route("/schedules/{id}/resume", post(routes::schedules::resume))
-        .route("/schedules/{id}/trigger", post(routes::schedules::trigger))
-        .route(
-            "/tokens",
-            get(routes::tokens::list).post(routes::tokens::create),
-        )
-        .route(
-            "/tokens/{id}",
-            axum::routing::delete(routes::tokens::revoke),
-        )
-        .route("/audit", get(routes::tokens::audit_log))
-        .route(
-            "/secrets",
-            get(routes::secrets::list).post(routes::secrets::put),
-        )
-        .route(
-            "/secrets/{name}",
-            axum::routing::delete(routes::secrets::delete),
-        )
-        .route("/runs/runs", axum::routing::post(routes::compat::create))
-        .route("/runs/runs/{id}", get(routes::compat::get))
+    let mut router = Router::new();
+    for route in routes::table::all() {
+        router = router.route(route.path, route.handler);
+    }
+    router
         .merge(
             SwaggerUi::new("/docs")
                 .external_url_unchecked("/openapi.json", openapi::document(&state.policy)),

@@ -4,11 +4,13 @@
 //! each created resource to the operations that take its id, so a generated client or a
 //! stateful fuzzer can follow them.
 
+use axum::http::Method;
 use runfleet_common::runs::SubmitPolicy;
 use serde_json::Value;
 use utoipa::OpenApi;
 
-use crate::routes;
+use crate::auth::Access;
+use crate::routes::{self, table};
 
 mod links;
 mod rules;
@@ -88,9 +90,6 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Routes that need no token (they answer probes and scrapers).
-const OPEN_PATHS: &[&str] = &["/health", "/ready"];
-
 /// Documents the answers every operation can give besides its own: 400 (malformed query,
 /// path or JSON), 401 and 403 (token), 413 and 415 (body too large, not JSON) on
 /// operations with a body, and 503 (Postgres unreachable).
@@ -117,14 +116,15 @@ impl utoipa::Modify for CommonErrors {
             )
         };
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let open = OPEN_PATHS.contains(&path.as_str());
             let operations = [
-                item.get.as_mut(),
-                item.post.as_mut(),
-                item.put.as_mut(),
-                item.delete.as_mut(),
+                (Method::GET, item.get.as_mut()),
+                (Method::POST, item.post.as_mut()),
+                (Method::PUT, item.put.as_mut()),
+                (Method::DELETE, item.delete.as_mut()),
             ];
-            for operation in operations.into_iter().flatten() {
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let open = table::access(&method, path) == Some(Access::Open);
                 let mut common = vec![
                     ("400", "malformed request: query, path id or JSON body"),
                     ("503", "Postgres or RabbitMQ unreachable; try again"),

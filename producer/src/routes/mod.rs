@@ -1,4 +1,5 @@
-//! HTTP routes, one module per resource.
+//! HTTP routes, one module per resource, and [`table`]: every route, its role and its
+//! handler, declared once.
 
 pub mod compat;
 pub mod events;
@@ -8,6 +9,7 @@ pub mod runs;
 pub mod schedules;
 pub mod scripts;
 pub mod secrets;
+pub mod table;
 pub mod tasks;
 pub mod tokens;
 
