@@ -11,6 +11,8 @@
 //! 3. acks it. A crash between the steps repeats them on redelivery: step 1 is then a
 //!    no-op, step 2 may park a second copy, nothing is lost.
 
+use std::sync::LazyLock;
+
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -19,15 +21,33 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
+use prometheus::IntCounterVec;
 
 use crate::amqp::{self, AmqpError};
 use crate::config::AmqpConfig;
 use crate::db::{DbError, DbPool};
 use crate::message::RunMessage;
-use crate::metrics::DEAD_LETTERS;
+use crate::metrics;
 use crate::retry::{self, Backoff};
 use crate::run_state;
 use crate::shutdown::Shutdown;
+
+/// Dead-lettered messages the watcher handled, by what it did (`run_dead`, `stale`,
+/// `malformed`).
+pub static DEAD_LETTERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    metrics::counter(
+        "runfleet_dead_letters_total",
+        "Dead-lettered run messages handled by the dead-letter watcher.",
+        &["outcome"],
+    )
+});
+
+/// Creates [`DEAD_LETTERS`]'s series for every outcome at zero.
+pub fn init_metrics() {
+    for outcome in ["run_dead", "stale", "malformed"] {
+        DEAD_LETTERS.with_label_values(&[outcome]);
+    }
+}
 
 /// Why RabbitMQ dead-lettered a message, from its first `x-death` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! - [`executor`] — working directory, environment, script file, result file.
 //! - [`child`] — process group, timeout, SIGTERM/SIGKILL, no orphans; [`spawn`] — the
 //!   vfork-style start with the run's rlimits, and the pidfd it is waited on by.
+//! - [`metrics`] — runs finished, run and queue-wait times, slots.
 //! - [`output`] — capped stdout/stderr capture; [`live`] — output held for live flushes.
 //! - [`argv`] — parameters → `--key value` arguments.
 //! - [`venv`] — the hash-isolated venv cache on the consumer's volume.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod environment;
 pub mod executor;
 pub mod live;
+pub mod metrics;
 pub mod outcome;
 pub mod output;
 pub mod spawn;
@@ -70,7 +72,7 @@ pub struct Consumer {
 impl Consumer {
     /// Binds the health/metrics listener and prepares the working directory.
     pub async fn bind(config: ConsumerConfig) -> Result<Self, StartError> {
-        runfleet_common::metrics::init_consumer(&config.consumer.queues);
+        metrics::init(&config.consumer.queues);
         let listener = TcpListener::bind(config.http.addr())
             .await
             .map_err(|source| StartError::Bind {
@@ -184,7 +186,7 @@ async fn announce_forever(
     every: std::time::Duration,
     shutdown: Shutdown,
 ) {
-    use runfleet_common::metrics::{VENV_BYTES, VENV_ENTRIES};
+    use venv::metrics::{VENV_BYTES, VENV_ENTRIES};
     retry::every(every, &shutdown, || {
         let now = fleet::ConsumerInfo {
             busy: worker.busy_slots() as i32,

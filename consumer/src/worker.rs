@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::metrics::{CONSUMER_SLOTS, RUN_DURATION, RUN_QUEUE_WAIT, RUNS_FINISHED};
 use futures_util::StreamExt;
 use futures_util::stream::select_all;
 use lapin::message::Delivery;
@@ -22,7 +23,6 @@ use runfleet_common::db::{DbError, DbPool};
 use runfleet_common::failure_code::FailureCode;
 use runfleet_common::live_logs;
 use runfleet_common::message::RunMessage;
-use runfleet_common::metrics::{CONSUMER_SLOTS, RUN_DURATION, RUN_QUEUE_WAIT, RUNS_FINISHED};
 use runfleet_common::retry::{self, Backoff};
 use runfleet_common::run_state::{self, Claim};
 use runfleet_common::secrets::{self, RevealError};

@@ -2,14 +2,37 @@
 //! sent one) and the `runfleet_http_*` metrics, labelled by route template so that run ids
 //! in paths never become label values.
 
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use runfleet_common::metrics::{HTTP_REQUEST_DURATION, HTTP_REQUESTS};
+use prometheus::{HistogramVec, IntCounterVec};
+use runfleet_common::metrics::{counter, histogram};
 use runfleet_common::telemetry;
 use tracing::Instrument;
+
+/// API requests by route template (never the raw path), method and status code.
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter(
+        "runfleet_http_requests_total",
+        "HTTP requests answered, by route template, method and status.",
+        &["route", "method", "status"],
+    )
+});
+
+/// API request latency by route template and method.
+pub static HTTP_REQUEST_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    histogram(
+        "runfleet_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template and method.",
+        &[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ],
+        &["route", "method"],
+    )
+});
 
 /// Route label of requests no route matched (404s of unknown paths).
 const UNMATCHED: &str = "unmatched";

@@ -100,7 +100,9 @@ pub struct Producer {
 impl Producer {
     /// Binds the API listener; Postgres and RabbitMQ are connected lazily.
     pub async fn bind(config: ProducerConfig) -> Result<Self, StartError> {
-        runfleet_common::metrics::init_producer(&config.producer.queues);
+        runfleet_common::runs::init_metrics(&config.producer.queues);
+        runfleet_common::dead_letters::init_metrics();
+        queue_stats::init_metrics(&config.producer.queues);
         let listener = TcpListener::bind(config.http.addr())
             .await
             .map_err(|source| StartError::Bind {

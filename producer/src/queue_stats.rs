@@ -5,14 +5,53 @@
 //! Every producer replica reports the same numbers; dashboards take `max by (queue)`.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use prometheus::{GaugeVec, IntGaugeVec};
 use runfleet_common::db::DbError;
-use runfleet_common::metrics::{QUEUE_CONSUMERS, QUEUE_MESSAGES_READY, QUEUE_OLDEST_AGE};
+use runfleet_common::metrics::{float_gauge, gauge};
 use runfleet_common::retry;
 use runfleet_common::shutdown::Shutdown;
 
 use crate::state::AppState;
+
+/// Messages ready in each worker queue, as RabbitMQ reports them (what an autoscaler
+/// scales consumers on).
+pub static QUEUE_MESSAGES_READY: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauge(
+        "runfleet_queue_messages_ready",
+        "Messages ready for delivery in a worker queue (RabbitMQ's count).",
+        &["queue"],
+    )
+});
+
+/// Consumers subscribed to each worker queue, as RabbitMQ reports them.
+pub static QUEUE_CONSUMERS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauge(
+        "runfleet_queue_consumers",
+        "Consumers subscribed to a worker queue (RabbitMQ's count).",
+        &["queue"],
+    )
+});
+
+/// Age of the oldest queued run per queue (0 when none waits), from Postgres.
+pub static QUEUE_OLDEST_AGE: LazyLock<GaugeVec> = LazyLock::new(|| {
+    float_gauge(
+        "runfleet_queue_oldest_run_age_seconds",
+        "How long the oldest queued run of a queue has waited (0 when none waits).",
+        &["queue"],
+    )
+});
+
+/// Creates the queue gauges of every queue at zero.
+pub fn init_metrics(queues: &[String]) {
+    for queue in queues {
+        QUEUE_MESSAGES_READY.with_label_values(&[queue]);
+        QUEUE_CONSUMERS.with_label_values(&[queue]);
+        QUEUE_OLDEST_AGE.with_label_values(&[queue]);
+    }
+}
 
 /// Refreshes the queue gauges every `producer.queue_stats_interval_ms` until `shutdown`.
 /// A source that is down leaves its gauges at their last values (and logs at debug level:

@@ -14,13 +14,12 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use runfleet_common::amqp::Publisher;
 use runfleet_common::db::DbPool;
-use runfleet_common::metrics::{
-    SCHEDULER_FIRE_LAG, SCHEDULER_FIRES, SCHEDULER_OVERDUE, SCHEDULER_SCHEDULES,
-};
 use runfleet_common::retry::{self, Backoff};
 use runfleet_common::schedules::{self, CHANGES_CHANNEL};
 use runfleet_common::shutdown::Shutdown;
 use tokio::sync::Notify;
+
+use crate::metrics::{SCHEDULER_FIRE_LAG, SCHEDULER_FIRES, SCHEDULER_OVERDUE, SCHEDULER_SCHEDULES};
 
 /// Due schedules taken per transaction.
 const BATCH: i64 = 200;
@@ -98,7 +97,7 @@ async fn fire_all_due(pool: &DbPool, publisher: &Publisher) -> Result<(), runfle
                 let scheduled_for = run.scheduled_for.unwrap_or(now);
                 let lag = (now - scheduled_for).num_microseconds().unwrap_or(0) as f64 / 1e6;
                 SCHEDULER_FIRE_LAG.observe(lag.max(0.0));
-                runfleet_common::metrics::RUNS_SUBMITTED
+                runfleet_common::runs::RUNS_SUBMITTED
                     .with_label_values(&[run.queue.as_str(), "schedule"])
                     .inc();
                 tracing::debug!(run_id = %run.id, schedule_id = ?run.schedule_id,

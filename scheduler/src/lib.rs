@@ -2,9 +2,13 @@
 //! insert and publish steps the API uses, and serves `/health`, `/ready` (Postgres
 //! reachable) and `/metrics`. Run several for availability: they share the work and a
 //! fire is never made twice.
+//!
+//! - [`firing`] — the loop that fires due schedules exactly once across schedulers.
+//! - [`metrics`] — fires by outcome, fire lag, schedules by state, overdue schedules.
 #![forbid(unsafe_code)]
 
 pub mod firing;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,7 +96,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// Binds the health/metrics listener.
     pub async fn bind(config: SchedulerConfig) -> Result<Self, StartError> {
-        runfleet_common::metrics::init_scheduler();
+        metrics::init();
         let listener = TcpListener::bind(config.http.addr())
             .await
             .map_err(|source| StartError {

@@ -24,6 +24,14 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// Every trigger.
+    pub const ALL: [Trigger; 4] = [
+        Trigger::Api,
+        Trigger::Cli,
+        Trigger::Retry,
+        Trigger::Schedule,
+    ];
+
     /// Stored name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,15 +1,37 @@
 //! Recording runs: `submit` (one), `submit_batch` (all or none) and the inserts beneath
 //! them, which replay an idempotency key or a schedule fire instead of adding a run.
 
+use std::sync::LazyLock;
+
+use prometheus::IntCounterVec;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::amqp::Publisher;
 use crate::db::DbPool;
 use crate::error::Error;
-use crate::scripts;
+use crate::{metrics, scripts};
 
 use super::*;
+
+/// Runs accepted, by queue and trigger (counted by the caller that knows the run was new:
+/// the API's answer or the scheduler's fire).
+pub static RUNS_SUBMITTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    metrics::counter(
+        "runfleet_runs_submitted_total",
+        "Runs accepted by the API or the scheduler.",
+        &["queue", "trigger"],
+    )
+});
+
+/// Creates [`RUNS_SUBMITTED`]'s series for every queue and trigger at zero.
+pub fn init_metrics(queues: &[String]) {
+    for queue in queues {
+        for trigger in Trigger::ALL {
+            RUNS_SUBMITTED.with_label_values(&[queue, trigger.as_str()]);
+        }
+    }
+}
 
 /// The run and whether this call created it (false: an idempotent replay).
 #[derive(Debug, Clone)]

@@ -16,17 +16,18 @@
 pub mod index;
 pub mod installer;
 pub mod lock;
+pub mod metrics;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
-use runfleet_common::failure_code::FailureCode;
-use runfleet_common::hash::sha256_hex;
-use runfleet_common::metrics::{
+use metrics::{
     VENV_BYTES, VENV_ENTRIES, VENV_EVICTIONS, VENV_HITS, VENV_INSTALL_FAILURES,
     VENV_INSTALL_SECONDS, VENV_MISSES,
 };
+use runfleet_common::failure_code::FailureCode;
+use runfleet_common::hash::sha256_hex;
 use runfleet_common::requirements::{RequirementSet, pep723_dependencies};
 use serde::{Deserialize, Serialize};
 

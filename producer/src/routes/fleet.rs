@@ -1,11 +1,11 @@
 //! `/fleet` (consumers, slots, queues, venv caches: the console's fleet page) and
 //! `/whoami` (the caller's token name and role, so a client shows only what it may do).
 
+use crate::queue_stats::{QUEUE_CONSUMERS, QUEUE_MESSAGES_READY, QUEUE_OLDEST_AGE};
 use axum::extract::State;
 use axum::{Extension, Json};
 use runfleet_common::access::Caller;
 use runfleet_common::fleet::{self, ConsumerEntry};
-use runfleet_common::metrics::{QUEUE_CONSUMERS, QUEUE_MESSAGES_READY, QUEUE_OLDEST_AGE};
 use serde::Serialize;
 
 use crate::api_error::{ApiResult, ErrorBody};

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use runfleet_common::metrics::RUNS_SUBMITTED;
 use runfleet_common::run_state::RunStatus;
+use runfleet_common::runs::RUNS_SUBMITTED;
 use runfleet_common::runs::{self, Attempt, NewRun, Run, RunFilter, RunLogs, Trigger};
 use runfleet_common::tasks;
 use serde::{Deserialize, Serialize};

@@ -169,7 +169,7 @@ pub async fn trigger(
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     let id = parse_id(&id, "schedule")?;
     let run = schedules::trigger(&state.pool, &state.publisher, id).await?;
-    runfleet_common::metrics::RUNS_SUBMITTED
+    runfleet_common::runs::RUNS_SUBMITTED
         .with_label_values(&[run.queue.as_str(), run.trigger.as_str()])
         .inc();
     Ok((StatusCode::ACCEPTED, Json(run)))
