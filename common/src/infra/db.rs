@@ -102,7 +102,7 @@ macro_rules! migration {
         Migration {
             version: $version,
             name: $file,
-            sql: include_str!(concat!("../../migrations/", $file)),
+            sql: include_str!(concat!("../../../migrations/", $file)),
         }
     };
 }

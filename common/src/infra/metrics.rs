@@ -4,7 +4,7 @@
 //! Each metric is declared by the module that updates it (the consumer's in
 //! `runfleet_consumer::metrics`, the venv cache's in `venv::metrics`, the scheduler's in
 //! `runfleet_scheduler::metrics`, the API's beside its HTTP and queue code, submitted runs
-//! in [`crate::runs`], dead letters in [`crate::dead_letters`]), as a `LazyLock` built
+//! in the run domain's `runs`, dead letters in its `dead_letters`), as a `LazyLock` built
 //! with a constructor here. Each component creates its series at zero on start, so
 //! dashboards and alerts see them (and `rate()` works) before the first event.
 //!
