@@ -11,7 +11,7 @@
 //!
 //! - [`record`]: `Run` and its row mapping.
 //! - [`check`]: validation of a request under the `SubmitPolicy`.
-//! - [`submit`]: recording runs, idempotent replays included.
+//! - [`submit`](mod@submit): recording runs, idempotent replays included.
 //! - [`outbox`]: publishing and the outbox sweep.
 //! - [`queries`]: get, list, logs, attempts, cancel, retry.
 //!

@@ -29,7 +29,7 @@ pub struct FireReport {
 }
 
 /// Fires up to `batch` due schedules at `now`: for each, the runs its missed or due fires
-/// call for (see [`CronSchedule::due_between`]), then its next fire time, in one
+/// call for (see [`crate::cron::CronSchedule::due_between`]), then its next fire time, in one
 /// transaction. Rows another scheduler holds are skipped, not waited for.
 ///
 /// The cost is kept per batch, not per fire: each task and its script version are read
