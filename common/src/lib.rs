@@ -17,7 +17,8 @@
 //! - [`amqp`] — RabbitMQ topology and the confirming [`amqp::Publisher`]; [`message`] —
 //!   the run message on the wire.
 //! - [`retry`] — the one backoff and periodic-loop helper every reconnecting loop uses.
-//! - [`shutdown`] — the process's one cancellation token.
+//! - [`shutdown`] — the process's one cancellation token; [`service`] — the one start-up
+//!   path of the three services and the config sections they share.
 //! - [`telemetry`], [`metrics`], [`ops_http`] — logs, traces, `/metrics`, `/health`.
 //! - [`cron`] — cron expressions in IANA timezones (DST-correct fire times).
 //! - [`names`] — the rules for names users choose; [`requirements`] — Python
@@ -45,8 +46,8 @@ pub use domain::{
     schedules, scripts, secrets, tasks,
 };
 pub use infra::{
-    amqp, config, cron, db, hash, message, metrics, names, ops_http, requirements, retry, shutdown,
-    telemetry,
+    amqp, config, cron, db, hash, message, metrics, names, ops_http, requirements, retry, service,
+    shutdown, telemetry,
 };
 
 pub use error::Error;

@@ -7,6 +7,7 @@ use runfleet_common::config::{
     validate_queues,
 };
 use runfleet_common::limits::RunLimits;
+use runfleet_common::service::ServiceConfig;
 use serde::Deserialize;
 
 /// Everything the consumer reads at start.
@@ -271,11 +272,24 @@ impl Default for WorkerConfig {
     }
 }
 
+impl ServiceConfig for ConsumerConfig {
+    fn database(&self) -> &DatabaseConfig {
+        &self.database
+    }
+    fn amqp(&self) -> &AmqpConfig {
+        &self.amqp
+    }
+    fn http(&self) -> &HttpConfig {
+        &self.http
+    }
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+}
+
 impl Validate for ConsumerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        self.database.validate()?;
-        self.amqp.validate()?;
-        self.http.validate()?;
+        self.validate_shared()?;
         let c = &self.consumer;
         if c.slots == 0 || c.slots > 1024 {
             return Err(ConfigError::invalid("consumer.slots", "give 1 to 1024"));

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use runfleet_common::service::Service;
 use runfleet_consumer::ConsumerConfig;
 
 /// runfleet worker: runs scripts from RabbitMQ run messages.
@@ -18,16 +19,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config: ConsumerConfig = match runfleet_common::config::load(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("runfleet-consumer: {e}");
-            std::process::exit(2);
-        }
-    };
-    let telemetry = runfleet_common::telemetry::init(&config.log, "runfleet-consumer");
-    let shutdown = runfleet_common::shutdown::on_signals();
-    let result = runfleet_consumer::run(config, shutdown).await;
-    telemetry.shutdown();
-    Ok(result?)
+    let service = Service::<ConsumerConfig>::start("runfleet-consumer", args.config.as_deref());
+    Ok(service.serve(runfleet_consumer::run).await?)
 }

@@ -5,6 +5,7 @@ use runfleet_common::config::{
     string_list, validate_queues,
 };
 use runfleet_common::runs::SubmitPolicy;
+use runfleet_common::service::ServiceConfig;
 use serde::Deserialize;
 
 /// Everything the producer reads at start.
@@ -122,11 +123,24 @@ impl ApiConfig {
     }
 }
 
+impl ServiceConfig for ProducerConfig {
+    fn database(&self) -> &DatabaseConfig {
+        &self.database
+    }
+    fn amqp(&self) -> &AmqpConfig {
+        &self.amqp
+    }
+    fn http(&self) -> &HttpConfig {
+        &self.http
+    }
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+}
+
 impl Validate for ProducerConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        self.database.validate()?;
-        self.amqp.validate()?;
-        self.http.validate()?;
+        self.validate_shared()?;
         let p = &self.producer;
         validate_queues("producer.queues", &p.queues)?;
         if p.max_timeout_seconds < 1 {

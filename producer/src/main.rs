@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use runfleet_common::service::Service;
 use runfleet_producer::ProducerConfig;
 
 /// runfleet API: submit and inspect script runs.
@@ -32,40 +33,30 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config: ProducerConfig = match runfleet_common::config::load(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("runfleet-producer: {e}");
-            std::process::exit(2);
-        }
-    };
-    let telemetry = runfleet_common::telemetry::init(&config.log, "runfleet-producer");
-    let result = match args.command.unwrap_or(Command::Serve) {
-        Command::Migrate => {
-            let pool = runfleet_common::db::pool(&config.database);
-            let applied = runfleet_common::db::migrate(&pool)
-                .await
-                .context("migration failed")?;
-            println!("migrations applied: {applied} (database is up to date)");
-            Ok(())
-        }
-        Command::ReencryptSecrets => {
-            let keyring = runfleet_common::secrets::Keyring::from_config(&config.secrets)?
-                .context("no key: set RUNFLEET_SECRETS__KEYS (the new key first)")?;
-            let pool = runfleet_common::db::pool(&config.database);
-            let n = runfleet_common::secrets::reencrypt_all(&pool, &keyring)
-                .await
-                .context("re-encryption failed; nothing was changed")?;
-            println!("re-encrypted {n} secrets with the current key");
-            Ok(())
-        }
-        Command::Serve => {
-            let shutdown = runfleet_common::shutdown::on_signals();
-            runfleet_producer::run(config, shutdown)
-                .await
-                .map_err(anyhow::Error::from)
-        }
-    };
-    telemetry.shutdown();
-    result
+    let service = Service::<ProducerConfig>::start("runfleet-producer", args.config.as_deref());
+    match args.command.unwrap_or(Command::Serve) {
+        Command::Serve => Ok(service.serve(runfleet_producer::run).await?),
+        Command::Migrate => service.once(migrate).await,
+        Command::ReencryptSecrets => service.once(reencrypt_secrets).await,
+    }
+}
+
+async fn migrate(config: ProducerConfig) -> anyhow::Result<()> {
+    let pool = runfleet_common::db::pool(&config.database);
+    let applied = runfleet_common::db::migrate(&pool)
+        .await
+        .context("migration failed")?;
+    println!("migrations applied: {applied} (database is up to date)");
+    Ok(())
+}
+
+async fn reencrypt_secrets(config: ProducerConfig) -> anyhow::Result<()> {
+    let keyring = runfleet_common::secrets::Keyring::from_config(&config.secrets)?
+        .context("no key: set RUNFLEET_SECRETS__KEYS (the new key first)")?;
+    let pool = runfleet_common::db::pool(&config.database);
+    let n = runfleet_common::secrets::reencrypt_all(&pool, &keyring)
+        .await
+        .context("re-encryption failed; nothing was changed")?;
+    println!("re-encrypted {n} secrets with the current key");
+    Ok(())
 }

@@ -3,80 +3,26 @@
 //! reachable) and `/metrics`. Run several for availability: they share the work and a
 //! fire is never made twice.
 //!
+//! - [`config`] — `SchedulerConfig` (`RUNFLEET_SCHEDULER__MAX_IDLE_MS`, ...).
 //! - [`firing`] — the loop that fires due schedules exactly once across schedulers.
 //! - [`metrics`] — fires by outcome, fire lag, schedules by state, overdue schedules.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod firing;
 pub mod metrics;
+
+pub use config::{FiringConfig, SchedulerConfig};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use runfleet_common::amqp::Publisher;
-use runfleet_common::config::{
-    AmqpConfig, ConfigError, DatabaseConfig, HttpConfig, LogConfig, Validate,
-};
 use runfleet_common::db;
 use runfleet_common::ops_http;
 use runfleet_common::shutdown::Shutdown;
-use serde::Deserialize;
 use tokio::net::TcpListener;
-
-/// Everything the scheduler reads at start.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SchedulerConfig {
-    /// Postgres.
-    #[serde(default)]
-    pub database: DatabaseConfig,
-    /// RabbitMQ.
-    #[serde(default)]
-    pub amqp: AmqpConfig,
-    /// `/health`, `/ready`, `/metrics` listener (default `0.0.0.0:9092`).
-    #[serde(default = "default_http")]
-    pub http: HttpConfig,
-    /// Logging.
-    #[serde(default)]
-    pub log: LogConfig,
-    /// Firing.
-    #[serde(default)]
-    pub scheduler: FiringConfig,
-}
-
-/// Firing settings (`RUNFLEET_SCHEDULER__*`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct FiringConfig {
-    /// Longest sleep between looks at the schedules when nothing is due and no change was
-    /// announced (milliseconds); a safety net for missed notifications.
-    pub max_idle_ms: u64,
-}
-
-impl Default for FiringConfig {
-    fn default() -> Self {
-        FiringConfig { max_idle_ms: 5000 }
-    }
-}
-
-fn default_http() -> HttpConfig {
-    HttpConfig::on("0.0.0.0:9092")
-}
-
-impl Validate for SchedulerConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        self.database.validate()?;
-        self.amqp.validate()?;
-        self.http.validate()?;
-        if !(10..=60_000).contains(&self.scheduler.max_idle_ms) {
-            return Err(ConfigError::invalid(
-                "scheduler.max_idle_ms",
-                "must be between 10 and 60000",
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Why the scheduler could not start.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,8 @@
 //!   the run message on the wire.
 //! - [`retry`] — the one backoff and periodic-loop helper every reconnecting loop uses;
 //!   [`shutdown`] — the process's one cancellation token.
+//! - [`service`] — the one start-up path of the three services, and the config sections
+//!   they all have.
 //! - [`telemetry`] — logs and traces; [`metrics`] — the registry and its constructors;
 //!   [`ops_http`] — `/health`, `/ready`, `/metrics`.
 //! - [`cron`] — cron expressions in IANA timezones (DST-correct fire times).
@@ -24,6 +26,7 @@ pub mod names;
 pub mod ops_http;
 pub mod requirements;
 pub mod retry;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 
