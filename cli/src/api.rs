@@ -73,7 +73,7 @@ impl Api {
         if status.is_success() {
             return Ok(body);
         }
-        Err(refusal(status, &body))
+        Err(refusal(&self.base, status, &body))
     }
 
     /// Reads the server-sent events of `GET path`, handing each (name, data) to
@@ -92,7 +92,7 @@ impl Api {
         let status = resp.status();
         if !status.is_success() {
             let body: Value = resp.json().await.unwrap_or(Value::Null);
-            return Err(refusal(status, &body));
+            return Err(refusal(&self.base, status, &body));
         }
         let mut buffer = String::new();
         while let Some(bytes) = resp.chunk().await? {
@@ -145,8 +145,15 @@ impl Api {
 }
 
 /// The one line for an API answer that is not a success.
-fn refusal(status: reqwest::StatusCode, body: &Value) -> CliError {
+fn refusal(base: &str, status: reqwest::StatusCode, body: &Value) -> CliError {
     let err = &body["error"];
+    if !err.is_object() {
+        // Not the API's error shape: a proxy's error page, or another server at that URL.
+        return CliError(format!(
+            "{base} answered {status} without a runfleet error: check that --url or \
+             RUNFLEET_URL points at the runfleet API (and, behind a proxy, that the API is up)"
+        ));
+    }
     let mut line = format!(
         "{} ({}): {}",
         err["code"].as_str().unwrap_or("error"),

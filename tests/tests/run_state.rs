@@ -7,7 +7,7 @@ use std::time::Duration;
 use runfleet_common::run_state::{
     self, CancelOutcome, CapturedOutput, Claim, Outcome, RetryOutcome, RunStatus,
 };
-use runfleet_common::runs::{self, NewRun, RetryPolicy, SubmitPolicy};
+use runfleet_common::runs::{self, NewRun, RetryPolicy, RunSettings, SubmitPolicy};
 use runfleet_common::scripts::{self, NewScript};
 use runfleet_tests::TestDb;
 use uuid::Uuid;
@@ -29,7 +29,10 @@ async fn run_in(db: &TestDb, status: RunStatus) -> Uuid {
     };
     let spec = NewRun {
         script: "s.sh".into(),
-        max_attempts: Some(2),
+        settings: RunSettings {
+            max_attempts: Some(2),
+            ..RunSettings::default()
+        },
         ..NewRun::default()
     }
     .check(&policy)

@@ -14,7 +14,7 @@ use crate::db::DbPool;
 use crate::error::Error;
 use crate::limits::RunLimits;
 use crate::names::is_valid_task_name;
-use crate::runs::{NewRun, RetryPolicy, RunSpec, SubmitPolicy, Trigger};
+use crate::runs::{NewRun, RetryPolicy, RunSettings, RunSpec, SubmitPolicy, Trigger};
 use crate::scripts;
 
 /// A task as the API shows it.
@@ -62,16 +62,8 @@ pub struct TaskInput {
     pub version: Option<i32>,
     /// Default parameters.
     pub parameters: Map<String, Value>,
-    /// Worker queue.
-    pub queue: Option<String>,
-    /// Timeout (seconds).
-    pub timeout_seconds: Option<i64>,
-    /// Attempts in all.
-    pub max_attempts: Option<i64>,
-    /// First retry delay (seconds).
-    pub retry_backoff_seconds: Option<f64>,
-    /// Longest retry delay (seconds).
-    pub retry_backoff_max_seconds: Option<f64>,
+    /// Queue, timeout and retries (absent ones: the API's defaults).
+    pub settings: RunSettings,
     /// Extra environment variables (string values).
     pub env: Map<String, Value>,
     /// Resource limits.
@@ -127,11 +119,7 @@ async fn resolve(
         script: input.script,
         version: input.version,
         parameters: input.parameters,
-        queue: input.queue,
-        timeout_seconds: input.timeout_seconds,
-        max_attempts: input.max_attempts,
-        retry_backoff_seconds: input.retry_backoff_seconds,
-        retry_backoff_max_seconds: input.retry_backoff_max_seconds,
+        settings: input.settings,
         env: input.env,
         limits: input.limits,
         secrets: input.secrets,
@@ -311,6 +299,17 @@ pub fn merge_parameters(base: &Value, overrides: &Map<String, Value>) -> Map<Str
 }
 
 impl Task {
+    /// The task's stored settings, as run settings (a run's own override them).
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
+            queue: Some(self.queue.clone()),
+            timeout_seconds: Some(i64::from(self.timeout_seconds)),
+            max_attempts: Some(i64::from(self.max_attempts)),
+            retry_backoff_seconds: Some(self.retry_backoff_seconds),
+            retry_backoff_max_seconds: Some(self.retry_backoff_max_seconds),
+        }
+    }
+
     /// A run request from this task, `parameters` overriding the defaults. The API checks
     /// it against its policy like any run.
     pub fn new_run(&self, parameters: &Map<String, Value>, trigger: Trigger) -> NewRun {
@@ -318,12 +317,8 @@ impl Task {
             script: self.script.clone(),
             version: self.version,
             parameters: merge_parameters(&self.parameters, parameters),
-            queue: Some(self.queue.clone()),
-            timeout_seconds: Some(i64::from(self.timeout_seconds)),
+            settings: self.settings(),
             trigger,
-            max_attempts: Some(i64::from(self.max_attempts)),
-            retry_backoff_seconds: Some(self.retry_backoff_seconds),
-            retry_backoff_max_seconds: Some(self.retry_backoff_max_seconds),
             task: Some(self.name.clone()),
             env: self.env.as_object().cloned().unwrap_or_default(),
             limits: self.limits,

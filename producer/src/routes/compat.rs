@@ -13,6 +13,7 @@ use crate::api_error::{ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
 
+runfleet_common::with_run_settings! {
 /// Body of `POST /runs/runs` (the automation hub's shape).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -22,20 +23,9 @@ pub struct HubRun {
     /// Parameters, each passed as `--key value`.
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,
-    /// Worker queue.
-    pub queue: Option<String>,
-    /// Seconds before the script is killed.
-    pub timeout_seconds: Option<i64>,
-    /// Attempts in all (1-20, default 1): a failed or timed-out attempt with attempts
-    /// left is retried after an exponential backoff with jitter.
-    pub max_attempts: Option<i64>,
-    /// Delay before the first retry in seconds (default 10; doubles each attempt).
-    pub retry_backoff_seconds: Option<f64>,
-    /// Longest delay between attempts in seconds (default 600), at least
-    /// `retry_backoff_seconds`.
-    pub retry_backoff_max_seconds: Option<f64>,
     /// Same key → the same run.
     pub idempotency_key: Option<String>,
+}
 }
 
 /// Submits a run the automation hub's way.
@@ -48,19 +38,16 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<HubRun>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
+    let settings = body.settings();
     super::runs::submit(
         &state,
         NewRun {
             script: body.script_name,
             version: None,
             parameters: body.parameters.unwrap_or_default(),
-            queue: body.queue,
-            timeout_seconds: body.timeout_seconds,
+            settings,
             idempotency_key: body.idempotency_key,
             trigger: Trigger::Api,
-            max_attempts: body.max_attempts,
-            retry_backoff_seconds: body.retry_backoff_seconds,
-            retry_backoff_max_seconds: body.retry_backoff_max_seconds,
             script_field: "script_name",
             ..NewRun::default()
         },

@@ -15,6 +15,7 @@ use crate::json::ApiJson;
 use crate::routes::{bad_query, parse_run_id, text_filter};
 use crate::state::AppState;
 
+runfleet_common::with_run_settings! {
 /// Body of `POST /runs`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -29,20 +30,9 @@ pub struct CreateRun {
     /// Parameters: each key becomes `--key value` for the script.
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,
-    /// Worker queue (see `/meta`); the first configured queue when absent.
-    pub queue: Option<String>,
-    /// Seconds before the script is killed.
-    pub timeout_seconds: Option<i64>,
-    /// Attempts in all (1-20, default 1): a failed or timed-out attempt with attempts
-    /// left is retried after an exponential backoff with jitter.
-    pub max_attempts: Option<i64>,
-    /// Delay before the first retry in seconds (default 10; doubles each attempt).
-    pub retry_backoff_seconds: Option<f64>,
-    /// Longest delay between attempts in seconds (default 600), at least
-    /// `retry_backoff_seconds`.
-    pub retry_backoff_max_seconds: Option<f64>,
     /// Same key → the same run, not a second one.
     pub idempotency_key: Option<String>,
+}
 }
 
 /// Records and publishes a run; 202 for a new run, 200 for an idempotent replay.
@@ -82,9 +72,10 @@ pub async fn create(
 /// The run a `CreateRun` asks for (a task's settings under the body's own).
 async fn new_run(
     client: &deadpool_postgres::Client,
-    body: CreateRun,
+    mut body: CreateRun,
 ) -> Result<NewRun, runfleet_common::Error> {
-    let parameters = body.parameters.unwrap_or_default();
+    let parameters = body.parameters.take().unwrap_or_default();
+    let settings = body.settings();
     let new = match (body.script, body.task) {
         (Some(script), None) => NewRun {
             script,
@@ -119,15 +110,9 @@ async fn new_run(
         }
     };
     Ok(NewRun {
-        queue: body.queue.or(new.queue.clone()),
-        timeout_seconds: body.timeout_seconds.or(new.timeout_seconds),
+        settings: settings.over(new.settings),
         idempotency_key: body.idempotency_key,
         trigger: Trigger::Api,
-        max_attempts: body.max_attempts.or(new.max_attempts),
-        retry_backoff_seconds: body.retry_backoff_seconds.or(new.retry_backoff_seconds),
-        retry_backoff_max_seconds: body
-            .retry_backoff_max_seconds
-            .or(new.retry_backoff_max_seconds),
         ..new
     })
 }

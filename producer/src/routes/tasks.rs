@@ -11,6 +11,7 @@ use crate::api_error::{ApiResult, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
 
+runfleet_common::with_run_settings! {
 /// The settings of a task (body of `PUT /tasks/{name}`, and of `POST /tasks` with `name`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -25,17 +26,6 @@ pub struct TaskBody {
     /// Default parameters; a run's parameters override them key by key.
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,
-    /// Worker queue (default: the first configured queue).
-    pub queue: Option<String>,
-    /// Seconds before the script is killed.
-    pub timeout_seconds: Option<i64>,
-    /// Attempts in all (1-20, default 1).
-    pub max_attempts: Option<i64>,
-    /// Delay before the first retry in seconds (default 10).
-    pub retry_backoff_seconds: Option<f64>,
-    /// Longest delay between attempts in seconds (default 600), at least
-    /// `retry_backoff_seconds`.
-    pub retry_backoff_max_seconds: Option<f64>,
     /// Extra environment variables for the script (string values; not `RUNFLEET_*`).
     #[schema(value_type = Option<Object>)]
     pub env: Option<Map<String, Value>>,
@@ -47,18 +37,15 @@ pub struct TaskBody {
     #[schema(value_type = Option<Object>)]
     pub secrets: Option<Map<String, Value>>,
 }
+}
 
 impl TaskBody {
     fn into_input(self) -> TaskInput {
         TaskInput {
+            settings: self.settings(),
             script: self.script,
             version: self.version,
             parameters: self.parameters.unwrap_or_default(),
-            queue: self.queue,
-            timeout_seconds: self.timeout_seconds,
-            max_attempts: self.max_attempts,
-            retry_backoff_seconds: self.retry_backoff_seconds,
-            retry_backoff_max_seconds: self.retry_backoff_max_seconds,
             env: self.env.unwrap_or_default(),
             limits: self.limits.unwrap_or_default(),
             secrets: self.secrets.unwrap_or_default(),

@@ -99,20 +99,12 @@ pub struct NewRun {
     pub version: Option<i32>,
     /// Parameter object.
     pub parameters: Map<String, Value>,
-    /// Worker queue; the policy's default when absent.
-    pub queue: Option<String>,
-    /// Timeout; the policy's default when absent.
-    pub timeout_seconds: Option<i64>,
+    /// Queue, timeout and retries; the policy's defaults where absent.
+    pub settings: RunSettings,
     /// Client key: the same key returns the same run.
     pub idempotency_key: Option<String>,
     /// Who asks.
     pub trigger: Trigger,
-    /// Attempts in all; the policy's default when absent.
-    pub max_attempts: Option<i64>,
-    /// First retry delay (seconds).
-    pub retry_backoff_seconds: Option<f64>,
-    /// Longest retry delay (seconds).
-    pub retry_backoff_max_seconds: Option<f64>,
     /// Name of the request field holding the script name (`script`, `script_name`).
     pub script_field: &'static str,
     /// The task the run comes from, if any.
@@ -133,13 +125,9 @@ impl Default for NewRun {
             script: String::new(),
             version: None,
             parameters: Map::new(),
-            queue: None,
-            timeout_seconds: None,
+            settings: RunSettings::default(),
             idempotency_key: None,
             trigger: Trigger::Api,
-            max_attempts: None,
-            retry_backoff_seconds: None,
-            retry_backoff_max_seconds: None,
             script_field: "script",
             task: None,
             fire: None,
@@ -187,16 +175,17 @@ impl NewRun {
     /// Checks every field against `policy` and fills in its defaults.
     pub fn check(self, policy: &SubmitPolicy) -> Result<RunSpec, Error> {
         check_parameters(&self.parameters, policy.max_parameters_bytes)?;
-        let queue = check_queue(policy, self.queue.as_deref())?;
-        let timeout_seconds = check_timeout(policy, self.timeout_seconds)?;
+        let settings = self.settings;
+        let queue = check_queue(policy, settings.queue.as_deref())?;
+        let timeout_seconds = check_timeout(policy, settings.timeout_seconds)?;
         check_idempotency_key(self.idempotency_key.as_deref())?;
         check_env(&self.env)?;
         self.limits.check("limits")?;
         let retry = check_retry(
             policy.default_retry,
-            self.max_attempts,
-            self.retry_backoff_seconds,
-            self.retry_backoff_max_seconds,
+            settings.max_attempts,
+            settings.retry_backoff_seconds,
+            settings.retry_backoff_max_seconds,
         )?;
         Ok(RunSpec {
             script: self.script,

@@ -10,6 +10,7 @@
 //! ```
 //!
 //! - [`record`]: `Run` and its row mapping.
+//! - [`settings`]: the settings a client may give a run, declared once.
 //! - [`check`]: validation of a request under the `SubmitPolicy`.
 //! - [`submit`](mod@submit): recording runs, idempotent replays included.
 //! - [`outbox`]: publishing and the outbox sweep.
@@ -21,10 +22,12 @@ pub mod check;
 pub mod outbox;
 pub mod queries;
 pub mod record;
+pub mod settings;
 pub mod submit;
 
 pub use check::*;
 pub use outbox::*;
 pub use queries::*;
 pub use record::*;
+pub use settings::*;
 pub use submit::*;
