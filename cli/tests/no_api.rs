@@ -55,8 +55,15 @@ fn a_server_that_is_not_the_api_is_named_not_reported_as_a_refusal() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
-        let mut request = [0u8; 4096];
-        let _ = conn.read(&mut request).unwrap();
+        // Read the whole request head: closing with unread bytes would send a reset
+        // that the client could see before the answer.
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut chunk).unwrap();
+            assert!(n > 0, "the CLI closed before sending its request");
+            request.extend_from_slice(&chunk[..n]);
+        }
         let page = "<html><body>502 Bad Gateway</body></html>";
         write!(
             conn,
