@@ -17,6 +17,7 @@ pub mod index;
 pub mod installer;
 pub mod lock;
 pub mod metrics;
+mod tree;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -35,6 +36,7 @@ use crate::config::{ConsumerConfig, InstallerChoice};
 use index::IndexSettings;
 use installer::Installer;
 use lock::HeldLock;
+use tree::{dir_size, relocate, touch};
 
 const MARKER: &str = ".runfleet-venv.json";
 const LAST_USED: &str = ".runfleet-last-used";
@@ -149,54 +151,6 @@ pub struct VenvCache {
     install_timeout: Duration,
     ttl: Option<Duration>,
     max_bytes: Option<u64>,
-}
-
-fn dir_size(path: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&p) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    total
-}
-
-/// Rewrites the build directory's absolute path to the final one in the venv's `bin/`
-/// (script shebangs, activate scripts), so entry points work after the rename.
-fn relocate(tmp: &Path, final_dir: &Path) -> std::io::Result<()> {
-    let from = tmp.to_string_lossy().into_owned();
-    let to = final_dir.to_string_lossy().into_owned();
-    for entry in std::fs::read_dir(tmp.join("bin"))?.flatten() {
-        let path = entry.path();
-        if !entry.file_type()?.is_file() || entry.metadata()?.len() > 1024 * 1024 {
-            continue;
-        }
-        let bytes = std::fs::read(&path)?;
-        let Ok(text) = String::from_utf8(bytes) else {
-            continue;
-        };
-        if text.contains(&from) {
-            std::fs::write(&path, text.replace(&from, &to))?;
-        }
-    }
-    Ok(())
-}
-
-fn touch(path: &Path) {
-    let _ = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .and_then(|f| f.set_modified(SystemTime::now()));
 }
 
 impl VenvCache {
