@@ -272,20 +272,7 @@ impl Default for WorkerConfig {
     }
 }
 
-impl ServiceConfig for ConsumerConfig {
-    fn database(&self) -> &DatabaseConfig {
-        &self.database
-    }
-    fn amqp(&self) -> &AmqpConfig {
-        &self.amqp
-    }
-    fn http(&self) -> &HttpConfig {
-        &self.http
-    }
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
-}
+runfleet_common::service_config!(ConsumerConfig);
 
 impl Validate for ConsumerConfig {
     fn validate(&self) -> Result<(), ConfigError> {

@@ -38,13 +38,8 @@ use tokio::net::TcpListener;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The HTTP listener could not bind.
-    #[error("cannot listen on {addr} (http.listen / RUNFLEET_HTTP__LISTEN): {source}")]
-    Bind {
-        /// The address.
-        addr: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] ops_http::BindError),
     /// The venv cache could not be opened.
     #[error(transparent)]
     Venv(#[from] venv::OpenError),
@@ -73,12 +68,7 @@ impl Consumer {
     /// Binds the health/metrics listener and prepares the working directory.
     pub async fn bind(config: ConsumerConfig) -> Result<Self, StartError> {
         metrics::init(&config.consumer.queues);
-        let listener = TcpListener::bind(config.http.addr())
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.http.listen.clone(),
-                source,
-            })?;
+        let listener = ops_http::bind(&config.http).await?;
         let venvs = Arc::new(venv::VenvCache::open(&config).await?);
         let eviction_interval =
             std::time::Duration::from_secs(config.venv.eviction_interval_seconds);

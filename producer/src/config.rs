@@ -123,20 +123,7 @@ impl ApiConfig {
     }
 }
 
-impl ServiceConfig for ProducerConfig {
-    fn database(&self) -> &DatabaseConfig {
-        &self.database
-    }
-    fn amqp(&self) -> &AmqpConfig {
-        &self.amqp
-    }
-    fn http(&self) -> &HttpConfig {
-        &self.http
-    }
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
-}
+runfleet_common::service_config!(ProducerConfig);
 
 impl Validate for ProducerConfig {
     fn validate(&self) -> Result<(), ConfigError> {

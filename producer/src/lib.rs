@@ -47,13 +47,8 @@ use crate::state::AppState;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The API listener could not bind.
-    #[error("cannot listen on {addr} (http.listen / RUNFLEET_HTTP__LISTEN): {source}")]
-    Bind {
-        /// The address.
-        addr: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] runfleet_common::ops_http::BindError),
 }
 
 /// The API's routes over `state`.
@@ -103,12 +98,7 @@ impl Producer {
         runfleet_common::runs::init_metrics(&config.producer.queues);
         runfleet_common::dead_letters::init_metrics();
         queue_stats::init_metrics(&config.producer.queues);
-        let listener = TcpListener::bind(config.http.addr())
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.http.listen.clone(),
-                source,
-            })?;
+        let listener = runfleet_common::ops_http::bind(&config.http).await?;
         let pool = db::pool(&config.database);
         let publisher = Publisher::new(
             config.amqp.clone(),

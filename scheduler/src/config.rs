@@ -45,20 +45,7 @@ fn default_http() -> HttpConfig {
     HttpConfig::on("0.0.0.0:9092")
 }
 
-impl ServiceConfig for SchedulerConfig {
-    fn database(&self) -> &DatabaseConfig {
-        &self.database
-    }
-    fn amqp(&self) -> &AmqpConfig {
-        &self.amqp
-    }
-    fn http(&self) -> &HttpConfig {
-        &self.http
-    }
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
-}
+runfleet_common::service_config!(SchedulerConfig);
 
 impl Validate for SchedulerConfig {
     fn validate(&self) -> Result<(), ConfigError> {

@@ -24,13 +24,8 @@ use runfleet_common::ops_http;
 use runfleet_common::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
-/// Why the scheduler could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} (http.listen / RUNFLEET_HTTP__LISTEN): {source}")]
-pub struct StartError {
-    addr: String,
-    source: std::io::Error,
-}
+/// Why the scheduler could not start: its listener could not be bound.
+pub type StartError = ops_http::BindError;
 
 /// A scheduler whose listener is bound.
 pub struct Scheduler {
@@ -43,12 +38,7 @@ impl Scheduler {
     /// Binds the health/metrics listener.
     pub async fn bind(config: SchedulerConfig) -> Result<Self, StartError> {
         metrics::init();
-        let listener = TcpListener::bind(config.http.addr())
-            .await
-            .map_err(|source| StartError {
-                addr: config.http.listen.clone(),
-                source,
-            })?;
+        let listener = ops_http::bind(&config.http).await?;
         Ok(Scheduler {
             listener,
             pool: db::pool(&config.database),

@@ -9,6 +9,29 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::config::HttpConfig;
+
+/// A service's listener could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} (http.listen / RUNFLEET_HTTP__LISTEN): {source}")]
+pub struct BindError {
+    /// The address, as configured.
+    pub addr: String,
+    /// The OS error (address in use, permission denied, …).
+    pub source: std::io::Error,
+}
+
+/// Binds the service's listener (`http.listen`), naming the setting when it cannot.
+pub async fn bind(http: &HttpConfig) -> Result<TcpListener, BindError> {
+    TcpListener::bind(http.addr())
+        .await
+        .map_err(|source| BindError {
+            addr: http.listen.clone(),
+            source,
+        })
+}
 
 /// Answers "can this process do its work now?" for `/ready`.
 pub type ReadyCheck =

@@ -36,6 +36,28 @@ pub trait ServiceConfig: DeserializeOwned + Validate {
     }
 }
 
+/// Implements [`ServiceConfig`] for a config struct whose shared sections are its fields
+/// `database`, `amqp`, `http` and `log`: `runfleet_common::service_config!(ConsumerConfig);`.
+#[macro_export]
+macro_rules! service_config {
+    ($config:ty) => {
+        impl $crate::service::ServiceConfig for $config {
+            fn database(&self) -> &$crate::config::DatabaseConfig {
+                &self.database
+            }
+            fn amqp(&self) -> &$crate::config::AmqpConfig {
+                &self.amqp
+            }
+            fn http(&self) -> &$crate::config::HttpConfig {
+                &self.http
+            }
+            fn log(&self) -> &$crate::config::LogConfig {
+                &self.log
+            }
+        }
+    };
+}
+
 /// A service whose config is loaded and whose telemetry is set up.
 pub struct Service<C> {
     /// The service's config, checked.
