@@ -50,50 +50,42 @@ pub fn failure(code: FailureCode, message: String) -> Outcome {
 /// The outcome of a script that ran. Order matters: a cancel or timeout explains a
 /// non-zero exit, and a failed exit is reported before a bad result file.
 pub fn of_finished(finished: Finished, result: ResultFile, stops: Stops) -> Outcome {
-    let (status, error_code, error) = if finished.cancelled {
-        (
+    let failed = if finished.cancelled {
+        Some((
             RunStatus::Cancelled,
             FailureCode::Cancelled,
             "cancelled by request; its process group was terminated (SIGTERM, then SIGKILL)"
                 .to_string(),
-        )
+        ))
     } else if finished.timed_out {
-        (
+        Some((
             RunStatus::TimedOut,
             FailureCode::TimedOut,
             format!(
                 "killed after its timeout of {} s (SIGTERM to its process group, SIGKILL after {} s)",
                 stops.timeout_seconds, stops.kill_grace_seconds
             ),
-        )
+        ))
     } else if let Some(status) = finished.status.filter(|s| !s.success()) {
-        (
+        Some((
             RunStatus::Failed,
             FailureCode::ExitNonzero,
             abnormal_exit(status, &finished, stops),
-        )
+        ))
     } else if let ResultFile::Refused(why) = &result {
-        (RunStatus::Failed, FailureCode::InvalidResult, why.clone())
+        Some((RunStatus::Failed, FailureCode::InvalidResult, why.clone()))
     } else {
-        return Outcome {
-            status: RunStatus::Succeeded,
-            exit_code: finished.status.and_then(|s| s.code()),
-            error_code: None,
-            error: None,
-            result: match result {
-                ResultFile::Valid(v) => Some(v),
-                _ => None,
-            },
-            stdout: finished.stdout,
-            stderr: finished.stderr,
-            venv_signature: None,
-        };
+        None
+    };
+    let (status, error_code, error) = match failed {
+        Some((status, code, error)) => (status, Some(code), Some(error)),
+        None => (RunStatus::Succeeded, None, None),
     };
     Outcome {
         status,
         exit_code: finished.status.and_then(|s| s.code()),
-        error_code: Some(error_code),
-        error: Some(error),
+        error_code,
+        error,
         // A failed run still keeps a valid result it wrote (partial progress, say).
         result: match result {
             ResultFile::Valid(v) => Some(v),
