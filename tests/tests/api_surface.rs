@@ -150,11 +150,13 @@ async fn hub_compatible_routes_run_the_fetch_rss_example() {
         .await;
     assert_eq!(status, 202, "{run}");
     assert_eq!(run["status"], "queued");
+    assert_eq!(run["run_id"], run["id"]);
     let id = run["id"].as_str().unwrap();
     fleet.wait_final(id, WAIT).await;
     let (status, run) = fleet.get(&format!("/runs/runs/{id}")).await;
     assert_eq!(status, 200);
-    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["runfleet_status"], "succeeded", "{run}");
     assert_eq!(run["result"]["count"], 5);
     assert_eq!(run["result"]["feed"], "runfleet sample feed");
     assert_eq!(run["result"]["titles"][0], "Runbook update 1");

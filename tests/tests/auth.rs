@@ -87,7 +87,7 @@ async fn every_operation_needs_its_role_and_changes_are_audited() {
         ("GET", "/ready".into(), None, None),
         ("GET", "/metrics".into(), None, None),
         ("GET", "/openapi.json".into(), None, None),
-        ("GET", "/meta".into(), None, Some("viewer")),
+        ("GET", "/meta".into(), None, None),
         ("GET", "/scripts".into(), None, Some("viewer")),
         ("GET", "/scripts/s.py".into(), None, Some("viewer")),
         (
@@ -100,6 +100,7 @@ async fn every_operation_needs_its_role_and_changes_are_audited() {
         ("GET", format!("/runs/{run}"), None, Some("viewer")),
         ("GET", format!("/runs/{run}/logs"), None, Some("viewer")),
         ("GET", format!("/runs/{run}/attempts"), None, Some("viewer")),
+        ("GET", "/runs/runs".into(), None, Some("viewer")),
         ("GET", format!("/runs/runs/{run}"), None, Some("viewer")),
         ("GET", format!("/runs/{ended}/events"), None, Some("viewer")),
         ("GET", "/fleet".into(), None, Some("viewer")),

@@ -62,6 +62,7 @@ use rules::{constrain, split_task_body};
         routes::schedules::preview,
         routes::compat::create,
         routes::compat::get,
+        routes::compat::list,
         routes::tokens::create,
         routes::tokens::list,
         routes::tokens::revoke,

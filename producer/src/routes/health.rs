@@ -50,9 +50,13 @@ pub struct Meta {
     pub commit: &'static str,
     /// Worker queues runs may be sent to.
     pub queues: Vec<String>,
+    /// Where scripts come from: the automation hub's scripts directory is, here, the
+    /// versioned script registry in Postgres (`POST /scripts`).
+    pub scripts: &'static str,
 }
 
-/// Name, version, build commit and configured queues.
+/// Name, version, build commit, configured queues and where scripts come from. Open, as the
+/// automation hub's was: nothing in it is secret.
 #[utoipa::path(get, path = "/meta", tag = "ops", responses((status = 200, body = Meta)))]
 pub async fn meta(State(state): State<AppState>) -> Json<Meta> {
     Json(Meta {
@@ -60,5 +64,6 @@ pub async fn meta(State(state): State<AppState>) -> Json<Meta> {
         version: env!("CARGO_PKG_VERSION"),
         commit: runfleet_common::BUILD_COMMIT,
         queues: state.config.producer.queues.clone(),
+        scripts: "registered with POST /scripts and kept, versioned, in Postgres (no scripts directory)",
     })
 }

@@ -337,7 +337,27 @@ pub async fn list(
             )
         })?),
     };
-    let limit = match q.limit.as_deref() {
+    let (limit, cursor) = page(q.limit.as_deref(), q.cursor.as_deref())?;
+    let filter = RunFilter {
+        statuses: status.into_iter().collect(),
+        script: text_filter("script", q.script)?,
+        limit,
+        cursor,
+    };
+    let (runs, next) = runs::list(&state.pool, &filter).await?;
+    Ok(Json(RunPage {
+        runs,
+        next_cursor: next.map(|id| id.to_string()),
+    }))
+}
+
+/// A list's `limit` (1-500, default 50) and `cursor` (a `next_cursor` value) query
+/// parameters.
+pub fn page(
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<(i64, Option<uuid::Uuid>), ApiError> {
+    let limit = match limit {
         None | Some("") => 50,
         Some(l) => l
             .parse::<i64>()
@@ -350,21 +370,11 @@ pub async fn list(
                 )
             })?,
     };
-    let cursor = match q.cursor.as_deref() {
+    let cursor = match cursor {
         None | Some("") => None,
         Some(c) => Some(c.parse().map_err(|_| {
             bad_query("cursor", format!("cursor '{c}' is not a next_cursor value"))
         })?),
     };
-    let filter = RunFilter {
-        status,
-        script: text_filter("script", q.script)?,
-        limit,
-        cursor,
-    };
-    let (runs, next) = runs::list(&state.pool, &filter).await?;
-    Ok(Json(RunPage {
-        runs,
-        next_cursor: next.map(|id| id.to_string()),
-    }))
+    Ok((limit, cursor))
 }

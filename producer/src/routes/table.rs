@@ -62,12 +62,13 @@ pub fn all() -> Vec<Route> {
         // Open: probes, scrapers, and the console's files (what it shows needs a token).
         at(GET, "/health", open, health::health),
         at(GET, "/ready", open, health::ready),
+        // What the automation hub's `/meta` said: open like it, and nothing in it is secret.
+        at(GET, "/meta", open, health::meta),
         at(GET, "/metrics", open, runfleet_common::ops_http::metrics),
         at(GET, "/ui", open, ui::redirect),
         at(GET, "/ui/", open, ui::index),
         at(GET, "/ui/{file}", open, ui::asset),
         // Viewer: reads.
-        at(GET, "/meta", viewer, health::meta),
         at(GET, "/whoami", viewer, fleet::whoami),
         at(GET, "/fleet", viewer, fleet::view),
         at(GET, "/scripts", viewer, scripts::list),
@@ -83,6 +84,7 @@ pub fn all() -> Vec<Route> {
         at(GET, "/runs/{id}/logs", viewer, runs::logs),
         at(GET, "/runs/{id}/events", viewer, events::follow),
         at(GET, "/runs/{id}/attempts", viewer, runs::attempts),
+        at(GET, "/runs/runs", viewer, compat::list),
         at(GET, "/runs/runs/{id}", viewer, compat::get),
         at(GET, "/tasks", viewer, tasks::list),
         at(GET, "/tasks/{name}", viewer, tasks::get),

@@ -63,8 +63,8 @@ pub async fn get(pool: &DbPool, id: Uuid) -> Result<Run, Error> {
 /// Filters for listing runs, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
-    /// Only runs in this status.
-    pub status: Option<RunStatus>,
+    /// Only runs in one of these statuses (empty: any).
+    pub statuses: Vec<RunStatus>,
     /// Only runs of this script.
     pub script: Option<String>,
     /// At most this many.
@@ -76,17 +76,23 @@ pub struct RunFilter {
 /// A page of runs and the cursor of the next page (None: no more).
 pub async fn list(pool: &DbPool, filter: &RunFilter) -> Result<(Vec<Run>, Option<Uuid>), Error> {
     let client = pool.get().await?;
-    let status = filter.status.map(RunStatus::as_str);
+    let statuses: Option<Vec<&str>> =
+        (!filter.statuses.is_empty()).then(|| filter.statuses.iter().map(|s| s.as_str()).collect());
     let rows = client
         .query(
             &format!(
                 "SELECT {COLUMNS} FROM runs
-                  WHERE ($1::text IS NULL OR status = $1)
+                  WHERE ($1::text[] IS NULL OR status = ANY($1))
                     AND ($2::text IS NULL OR script_name = $2)
                     AND ($3::uuid IS NULL OR id < $3)
                   ORDER BY id DESC LIMIT $4"
             ),
-            &[&status, &filter.script, &filter.cursor, &(filter.limit + 1)],
+            &[
+                &statuses,
+                &filter.script,
+                &filter.cursor,
+                &(filter.limit + 1),
+            ],
         )
         .await?;
     let mut runs: Vec<Run> = rows.iter().map(from_row).collect();
